@@ -1,0 +1,144 @@
+"""Command line: ``python -m audiolab {info,data,lab,bench}`` (also installed as ``audiolab``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import settings
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def find_notebook(chapter: str) -> Path:
+    """The notebook of ``chapter``: a path, or a chapter number such as ``1`` or ``01``."""
+    path = Path(chapter)
+    if path.suffix == ".ipynb":
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such notebook")
+        return path
+    if not chapter.isdigit():
+        raise ValueError(f"{chapter!r} is neither a notebook path nor a chapter number")
+    matches = sorted(NOTEBOOKS.glob(f"{int(chapter):02d}_*.ipynb"))
+    if not matches:
+        available = ", ".join(p.name for p in sorted(NOTEBOOKS.glob("*.ipynb"))) or "none"
+        raise FileNotFoundError(
+            f"no notebook for chapter {chapter} in {NOTEBOOKS} (have: {available})"
+        )
+    return matches[0]
+
+
+def execute_notebook(path: Path, output: Path, timeout: int = 1800) -> float:
+    """Run a notebook top to bottom in a fresh kernel (cwd: its folder); save it to ``output``."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
+    elapsed = time.perf_counter() - start
+    tmp = output.with_name(f".{output.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, output)
+    return elapsed
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    info = settings.info()
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"mode     {info['mode']}   (AUDIOLAB_MODE=quick|full overrides)")
+    print(f"device   {info['device']}   {info['device_name']}")
+    print(f"threads  {info['torch_threads']}")
+    print(f"cache    {info['cache']}   (AUDIOLAB_CACHE overrides)")
+    for name, version in info["versions"].items():
+        print(f"  {name:18s} {version}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .datasets import SpokenDigits
+
+    for size in args.size or [settings.mode()]:
+        start = time.perf_counter()
+        splits = {s: SpokenDigits(s, size=size) for s in ("train", "valid", "test")}
+        counts = ", ".join(
+            f"{s} {len(d)} clips / {len(d.voices)} voices" for s, d in splits.items()
+        )
+        print(f"SpokenDigits ({size}): {counts}  [{time.perf_counter() - start:.1f} s]")
+    return 0
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    if args.mode:
+        os.environ["AUDIOLAB_MODE"] = args.mode
+    status = 0
+    for chapter in args.chapters:
+        path = find_notebook(chapter)
+        output = path if args.inplace else Path(args.output_dir) / path.name
+        output.parent.mkdir(parents=True, exist_ok=True)
+        print(f"running {path.name} in {settings.mode()} mode ...", flush=True)
+        try:
+            elapsed = execute_notebook(path, output, timeout=args.timeout)
+        except Exception as err:  # report and go on with the other chapters
+            print(f"FAILED {path.name}: {type(err).__name__}: {err}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"  done in {elapsed:.0f} s -> {output}")
+    return status
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    if args.name == "features":
+        print(json.dumps(bench.feature_speed(n_clips=args.clips, device=args.device), indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="audiolab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="device, mode, versions and cache location")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("data", help="synthesise and cache the corpora")
+    p.add_argument("--size", action="append", choices=settings.MODES, help="quick, full or both")
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("lab", help="run chapter notebooks headless")
+    p.add_argument("chapters", nargs="+", help="chapter numbers (1, 01) or notebook paths")
+    p.add_argument("--mode", choices=settings.MODES, help="override AUDIOLAB_MODE")
+    p.add_argument("--inplace", action="store_true", help="save outputs into the notebook itself")
+    p.add_argument("--output-dir", default="_build/lab", help="where executed copies go")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    p.set_defaults(func=_cmd_lab)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("name", choices=["features"])
+    p.add_argument("--clips", type=int, default=256)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
+    p.set_defaults(func=_cmd_bench)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"audiolab {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Signal-level quality measures (classification metrics come from torchmetrics/scikit-learn)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+    """Signal-to-noise ratio ``10 log10(Σ s² / Σ (s - ŝ)²)`` in dB over the last axis."""
+    reference, estimate = torch.as_tensor(reference), torch.as_tensor(estimate)
+    if reference.shape != estimate.shape:
+        raise ValueError(f"shapes differ: reference {reference.shape}, estimate {estimate.shape}")
+    noise = (reference - estimate).pow(2).sum(-1)
+    return 10 * torch.log10(reference.pow(2).sum(-1) / noise.clamp_min(1e-20))
+
+
+def spectral_convergence(target_mag: torch.Tensor, estimate_mag: torch.Tensor) -> torch.Tensor:
+    """``‖|S| - |Ŝ|‖_F / ‖|S|‖_F`` over the last two axes (0 is perfect; lower is better).
+
+    The measure used to judge phase reconstruction such as Griffin–Lim: it compares magnitude
+    spectrograms only, since many waveforms share one magnitude.
+    """
+    if target_mag.shape != estimate_mag.shape:
+        raise ValueError(f"shapes differ: {target_mag.shape} vs {estimate_mag.shape}")
+    num = torch.linalg.matrix_norm(target_mag - estimate_mag)
+    return num / torch.linalg.matrix_norm(target_mag).clamp_min(1e-20)

@@ -1,0 +1,92 @@
+"""The built book (``make book``), checked in a real headless browser.
+
+Run after ``jupyter-book build .``: every chapter page must show its figures (images that
+actually decode) and its audio players (audio elements whose WAV data the browser can play), and
+the results JSON; the math must be typeset. Needs Chromium (Debian's ``chromium`` package); the
+test is skipped without it unless ``AUDIOLAB_REQUIRE_BROWSER=1`` (set by CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not (HTML / "index.html").exists():
+        pytest.fail(f"{HTML} has no index.html: build the book first (make book)")
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("AUDIOLAB_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required for the book check (apt-get install chromium)")
+        pytest.skip("no Chromium installed (apt-get install chromium) for the browser check")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=exe,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser.new_page()
+        browser.close()
+
+
+def test_index_lists_the_chapters(page):
+    page.goto((HTML / "index.html").as_uri())
+    assert "Everything Is a Mapping" in page.title()
+    nav = page.inner_text("nav")
+    assert "Audio as data" in nav
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_shows_plots_audio_and_results(page, chapter):
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto((HTML / "notebooks" / f"{chapter}.html").as_uri(), wait_until="load")
+    images = page.eval_on_selector_all(
+        "img", "els => els.map(e => [e.complete && e.naturalWidth > 0, e.src.slice(0, 40)])"
+    )
+    plots = [ok for ok, src in images if src.startswith("data:image") or "_images" in src]
+    assert len(plots) >= 5 and all(plots), f"{chapter}: figures missing or broken: {images}"
+    audio_ok = page.eval_on_selector_all(
+        "audio",
+        """els => Promise.all(els.map(a => new Promise(resolve => {
+            const src = a.querySelector('source');
+            if (!src || !src.src.startsWith('data:audio/wav')) return resolve(false);
+            if (a.readyState >= 1) return resolve(a.duration > 0);
+            a.addEventListener('loadedmetadata', () => resolve(a.duration > 0));
+            a.addEventListener('error', () => resolve(false));
+            a.load();
+        })))""",
+    )
+    assert len(audio_ok) >= 5 and all(audio_ok), f"{chapter}: audio players broken: {audio_ok}"
+    page.wait_for_function(
+        "() => document.querySelectorAll('mjx-container').length > 5", timeout=20_000
+    )
+    text = page.inner_text("main")
+    assert '"mode": "full"' in text, f"{chapter}: the results cell does not show a full run"
+    assert "Exercise" in text and "Solution" in text
+    assert not errors, f"{chapter}: JavaScript errors: {errors}"
