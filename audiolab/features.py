@@ -11,7 +11,7 @@ same parameters
 - :func:`mfcc` equals ``librosa.feature.mfcc(...)``
 
 up to float32 rounding. The filterbanks and DCT matrices are built once per configuration and
-device and kept (see :func:`_mel_transform`).
+device and kept.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def stft(
 ) -> torch.Tensor:
     """Short-time Fourier transform with a Hann window (complex, shape ``(..., n_fft//2+1, M)``).
 
-    ``X[k, m] = Σ_n x[n + mH] w[n] exp(-2πi kn/N)`` with ``N = n_fft``, ``H = hop_length``
+    ``X[m, k] = Σ_n x[n + mH] w[n] exp(-2πi kn/N)`` (stored at ``[..., k, m]``: bins before
+    frames, as in librosa and torchaudio) with ``N = n_fft``, ``H = hop_length``
     (default ``N/4``); with ``center`` the signal is zero-padded by ``N/2`` on both sides so that
     frame ``m`` is centred on sample ``mH``.
     """

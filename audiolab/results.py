@@ -34,7 +34,7 @@ def _plain(value: Any) -> Any:
             raise ValueError(
                 f"a headline metric is {value}; a results cell must report finite numbers"
             )
-        return round(value, 6)
+        return float(f"{value:.6g}")  # six significant digits: 6.1e-08 stays 6.1e-08
     return value
 
 

@@ -26,7 +26,6 @@ REPORTED_PACKAGES: tuple[str, ...] = (
     "numpy",
     "librosa",
     "soundfile",
-    "mapping-audiolab",
 )
 
 
@@ -123,6 +122,9 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
+    from . import __version__
+
+    out["audiolab"] = __version__
     out["cuda"] = torch.version.cuda or "none"
     return out
 

@@ -128,3 +128,11 @@ def test_snr_and_spectral_convergence():
     assert metrics.spectral_convergence(x, x).abs().max() == 0
     with pytest.raises(ValueError):
         metrics.snr_db(x, x[:, :10])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu(signals):
+    cpu = features.mfcc(signals, SR, n_fft=512, hop_length=160, n_mels=64)
+    gpu = features.mfcc(torch.from_numpy(signals).cuda(), SR, n_fft=512, hop_length=160, n_mels=64)
+    assert gpu.is_cuda
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=2e-3, rtol=0)
