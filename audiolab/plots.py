@@ -63,6 +63,8 @@ def spectrogram(
     if y_axis not in labels:
         raise ValueError(f"y_axis must be one of {sorted(labels)}, got {y_axis!r}")
     shown = None if y_axis in ("mel_bands", "mfcc") else y_axis
+    # One colour map for levels in dB whatever their sign; a diverging one for cepstra.
+    kwargs.setdefault("cmap", "coolwarm" if y_axis == "mfcc" else "magma")
     img = librosa.display.specshow(
         db, sr=sample_rate, hop_length=hop_length, x_axis="s", y_axis=shown, ax=ax, **kwargs
     )
