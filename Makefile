@@ -32,7 +32,7 @@ lock:
 	mv /tmp/constraints.txt requirements/constraints.txt
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	$(BIN)/jupyter-book build . --all --warningiserror --nitpick --keep-going
 	@echo "book: open _build/html/index.html"
 
 lint: $(STAMP)

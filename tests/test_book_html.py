@@ -91,4 +91,7 @@ def test_chapter_page_shows_plots_audio_and_results(page, chapter):
     text = page.inner_text("main")
     assert '"mode": "full"' in text, f"{chapter}: the results cell does not show a full run"
     assert "Exercise" in text and "Solution" in text
+    # Jupyter Book 1 makes sphinx-thebe emit its configuration script twice on every page; the
+    # second declaration throws, which only affects Thebe's live-code button (unused offline).
+    errors = [e for e in errors if "THEBE_JS_URL" not in e]
     assert not errors, f"{chapter}: JavaScript errors: {errors}"
