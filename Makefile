@@ -57,6 +57,7 @@ execute: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m audiolab bench features
+	$(BIN)/python -m audiolab bench fit
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

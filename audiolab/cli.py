@@ -103,6 +103,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.name == "features":
         print(json.dumps(bench.feature_speed(n_clips=args.clips, device=args.device), indent=1))
+    elif args.name == "fit":
+        result = bench.fit_speed(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            device=args.device,
+            size=args.size,
+            num_workers=args.workers,
+        )
+        print(json.dumps(result, indent=1))
     return 0
 
 
@@ -127,9 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("name", choices=["features"])
-    p.add_argument("--clips", type=int, default=256)
+    p.add_argument("name", choices=["features", "fit"])
     p.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
+    p.add_argument("--clips", type=int, default=256, help="features: clips per batch")
+    p.add_argument("--steps", type=int, default=200, help="fit: optimisation steps")
+    p.add_argument("--batch-size", type=int, default=64, help="fit: examples per step")
+    p.add_argument("--size", choices=settings.MODES, help="fit: SpokenDigits size")
+    p.add_argument("--workers", type=int, help="fit: DataLoader workers of the tutorial loop")
     p.set_defaults(func=_cmd_bench)
 
     args = parser.parse_args(argv)

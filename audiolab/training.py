@@ -1,0 +1,1115 @@
+"""One training engine for every chapter: :func:`fit`.
+
+``fit(model, (x, y), (x_val, y_val), nn.CrossEntropyLoss())`` trains ``model`` on tensors that fit
+in the device's memory. They are moved to the device once; each epoch shuffles them with a
+generator seeded from ``(seed, epoch)`` and cuts them into batches by indexing on the device, so a
+step does no per-example Python work. Around that loop the engine adds what every chapter needs:
+features computed on the device (``transform=``), bf16 mixed precision on CUDA, ``torch.compile``,
+gradient clipping, a progress bar, a :class:`History` that plots in one call, early stopping with
+the best weights restored, atomic checkpoints that a killed run resumes from, and errors that say
+what went wrong (a NaN loss, a full GPU, outputs and targets of different shapes).
+
+GAN and VAE training use the same engine through ``step=``, a function that does one training
+step and returns the numbers to log; :class:`StepContext` gives it the model, the optimisers and
+helpers (``ctx.autocast()``, ``ctx.minimize(loss)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from . import settings
+
+Data = tuple[Tensor, ...] | list[Tensor] | TensorDataset
+Metric = Callable[[Tensor, Tensor], Tensor | float]
+Step = Callable[[tuple[Tensor, ...], "StepContext"], Mapping[str, float | Tensor]]
+OptimizerArg = Optimizer | type[Optimizer] | Callable[[Iterable[nn.Parameter]], Optimizer]
+
+#: Training steps between two looks at the running losses. Each look waits for the GPU to catch
+#: up, so looking after every step would slow small models down.
+CHECK_EVERY = 16
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on: a non-finite loss, a full GPU, mismatched shapes, a bad checkpoint."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint file cannot be read, or it belongs to another model."""
+
+
+# --------------------------------------------------------------------------- history
+
+
+class History:
+    """What happened in each epoch: losses, metrics, learning rate and time.
+
+    ``history.epochs`` is a list of dicts such as ``{"epoch": 1, "train_loss": 0.9,
+    "valid_loss": 1.0, "valid_accuracy": 0.7, "lr": 0.001, "seconds": 2.1}``;
+    ``history["valid_loss"]`` is the list of one key's values, one per epoch.
+
+    Attributes
+    ----------
+    epochs
+        One record per epoch, in order.
+    stopped_epoch
+        The epoch after which early stopping ended training (``None`` if it did not).
+    best_epoch
+        The epoch whose weights early stopping restored (``None`` without early stopping).
+    """
+
+    def __init__(
+        self,
+        epochs: Iterable[dict[str, float]] = (),
+        stopped_epoch: int | None = None,
+        best_epoch: int | None = None,
+    ) -> None:
+        self.epochs = [dict(record) for record in epochs]
+        self.stopped_epoch = stopped_epoch
+        self.best_epoch = best_epoch
+
+    def append(self, record: dict[str, float]) -> None:
+        """Add one epoch's record."""
+        self.epochs.append(dict(record))
+
+    def keys(self) -> list[str]:
+        """Every recorded key, in order of first appearance."""
+        return list(dict.fromkeys(key for record in self.epochs for key in record))
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, key: str) -> list[float]:
+        if key not in self.keys():
+            raise KeyError(f"{key!r} was not recorded; the history has {self.keys()}")
+        return [record.get(key, math.nan) for record in self.epochs]
+
+    def best(self, monitor: str = "valid_loss", mode: str = "min") -> dict[str, float]:
+        """The record of the epoch with the lowest (``mode="min"``) or highest value of ``monitor``.
+
+        Ties go to the earliest epoch; NaN values never win.
+        """
+        values = self[monitor]
+        finite = [i for i, v in enumerate(values) if not math.isnan(v)]
+        if not finite:
+            raise ValueError(f"no epoch has a value of {monitor!r}")
+        pick = min if _check_mode(mode) == "min" else max
+        return self.epochs[pick(finite, key=lambda i: values[i])]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python data (lists, dicts, numbers), e.g. for a checkpoint or JSON."""
+        return {
+            "epochs": [dict(record) for record in self.epochs],
+            "stopped_epoch": self.stopped_epoch,
+            "best_epoch": self.best_epoch,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> History:
+        """The inverse of :meth:`to_dict`."""
+        return cls(data["epochs"], data.get("stopped_epoch"), data.get("best_epoch"))
+
+    def plot(self, keys: Sequence[str] | None = None, ax: Any = None) -> Any:
+        """Plot losses and metrics against the epoch (losses and metrics on separate axes).
+
+        Parameters
+        ----------
+        keys
+            What to plot (default: every loss and metric, not ``lr`` and ``seconds``).
+        ax
+            A matplotlib Axes, or one per group (losses, metrics). Given one Axes while there are
+            both losses and metrics, the metrics go on a twin y-axis. Default: a new figure.
+
+        Returns
+        -------
+        matplotlib.axes.Axes or list of Axes
+            The axes drawn on.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.axes import Axes
+
+        if keys is None:
+            keys = [k for k in self.keys() if k not in ("epoch", "lr", "seconds")]
+            keys = [k for k in keys if not k.startswith("lr_")]
+        losses = [k for k in keys if "loss" in k]
+        groups = [g for g in (losses, [k for k in keys if k not in losses]) if g]
+        if not groups:
+            raise ValueError("nothing to plot: the history is empty")
+        if ax is None:
+            _, axes = plt.subplots(1, len(groups), figsize=(4.8 * len(groups), 3.2), squeeze=False)
+            axes = list(axes[0])
+        elif isinstance(ax, Axes):
+            axes = [ax, ax.twinx()][: len(groups)]
+        else:
+            axes = list(ax)
+        epochs = self["epoch"]
+        for a, group in zip(axes, groups, strict=False):
+            names = list(dict.fromkeys(_unprefixed(k) for k in group))
+            for key in group:
+                a.plot(
+                    epochs,
+                    self[key],
+                    label=key,
+                    color={"train": "C0", "valid": "C1"}.get(key.split("_")[0], "C2"),
+                    linestyle=["-", "--", ":", "-."][names.index(_unprefixed(key)) % 4],
+                    marker="o" if len(epochs) <= 30 else None,
+                    markersize=3,
+                )
+            a.set(xlabel="epoch", ylabel=names[0] if len(names) == 1 else ", ".join(names))
+            a.grid(alpha=0.3)
+            a.legend(loc="upper left" if a is axes[0] else "upper right", fontsize="small")
+            if self.best_epoch is not None:
+                a.axvline(self.best_epoch, color="grey", linewidth=0.8, linestyle=":")
+        return axes[0] if len(axes) == 1 else axes
+
+    def __repr__(self) -> str:
+        if not self.epochs:
+            return "History(0 epochs)"
+        last = ", ".join(
+            f"{k}={v:.4g}" for k, v in self.epochs[-1].items() if k not in ("epoch", "seconds")
+        )
+        extra = f", stopped after epoch {self.stopped_epoch}" if self.stopped_epoch else ""
+        extra += f", best epoch {self.best_epoch}" if self.best_epoch else ""
+        return f"History({len(self)} epochs{extra}; last: {last})"
+
+    def _repr_html_(self) -> str:
+        keys = self.keys()
+        head = "".join(f"<th>{k}</th>" for k in keys)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{_fmt(r.get(k, math.nan))}</td>" for k in keys) + "</tr>"
+            for r in self.epochs
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _unprefixed(key: str) -> str:
+    return key.split("_", 1)[1] if key.startswith(("train_", "valid_")) else key
+
+
+def _fmt(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' (lower is better) or 'max', got {mode!r}")
+    return mode
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop training when ``monitor`` has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor
+        A key of the history, e.g. ``"valid_loss"`` or ``"valid_accuracy"``.
+    mode
+        ``"min"`` when lower is better (losses), ``"max"`` when higher is (accuracy).
+    patience
+        How many epochs without improvement to allow before stopping.
+    min_delta
+        An epoch improves on the best only when it is better by more than this.
+    restore_best
+        Load the best epoch's weights into the model when :func:`fit` returns.
+    """
+
+    monitor: str = "valid_loss"
+    mode: str = "min"
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def __post_init__(self) -> None:
+        _check_mode(self.mode)
+        if self.patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch, got {self.patience}")
+
+    def best_epoch(self, history: History) -> int:
+        """The epoch with the best value so far (gains of ``min_delta`` or less are ignored)."""
+        best_epoch, best = history.epochs[0]["epoch"], None
+        for record in history.epochs:
+            value = record[self.monitor]
+            if math.isnan(value):
+                continue
+            gain = (
+                math.inf if best is None else best - value if self.mode == "min" else value - best
+            )
+            if gain > self.min_delta:
+                best_epoch, best = record["epoch"], value
+        return best_epoch
+
+    def should_stop(self, history: History) -> bool:
+        """Whether the last ``patience`` epochs brought no improvement."""
+        return history.epochs[-1]["epoch"] - self.best_epoch(history) >= self.patience
+
+
+# --------------------------------------------------------------------------- the step
+
+
+@dataclass
+class StepContext:
+    """What a step function gets besides the batch.
+
+    A custom step (``fit(..., step=my_step)``) is called as ``my_step(batch, ctx)`` for every
+    training batch, with ``ctx.training`` True: it runs the forward pass inside
+    ``with ctx.autocast():``, updates the weights (``ctx.minimize(loss, "d")``, or by hand) and
+    returns the numbers to log, e.g. ``{"d_loss": d_loss, "g_loss": g_loss}``; they are averaged
+    over the epoch and recorded as ``train_d_loss``, ``train_g_loss``. When ``fit`` has ``valid``
+    data, the step is also called on its batches with ``ctx.training`` False inside
+    ``torch.inference_mode()``: then it must only compute and return the numbers (recorded as
+    ``valid_...``).
+
+    Attributes
+    ----------
+    model
+        The model (compiled when ``compile=True``).
+    optimizers
+        The optimisers by name; a single one is also ``ctx.optimizer``.
+    device
+        Where the model and the data are.
+    loss
+        The ``loss`` given to :func:`fit` (may be ``None``).
+    amp
+        Whether :meth:`autocast` turns on bf16 mixed precision (CUDA with ``amp=True``).
+    grad_clip
+        The largest gradient norm allowed, or ``None``.
+    epoch, step
+        The current epoch (from 1) and batch index within the epoch (from 0).
+    training
+        ``True`` for training steps, ``False`` for validation.
+    """
+
+    model: nn.Module
+    optimizers: dict[str, Optimizer]
+    device: torch.device
+    loss: Callable[[Tensor, Tensor], Tensor] | None = None
+    amp: bool = False
+    grad_clip: float | None = None
+    epoch: int = 0
+    step: int = 0
+    training: bool = True
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimiser, when there is exactly one."""
+        if len(self.optimizers) != 1:
+            raise ValueError(
+                f"there are {len(self.optimizers)} optimisers ({', '.join(self.optimizers)}): "
+                "use ctx.optimizers[name]"
+            )
+        return next(iter(self.optimizers.values()))
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast when mixed precision is on, else a context that does nothing."""
+        return _autocast(self.device, self.amp)
+
+    def clip_gradients(self, parameters: Iterable[Tensor] | None = None) -> None:
+        """Scale the gradients down to norm ``grad_clip`` (if set) (default: all the model's)."""
+        if self.grad_clip is not None:
+            params = self.model.parameters() if parameters is None else parameters
+            nn.utils.clip_grad_norm_(params, self.grad_clip)
+
+    def minimize(self, loss: Tensor, optimizer: str | Optimizer | None = None) -> None:
+        """One gradient step on ``loss``: zero the gradients, backpropagate, clip, step.
+
+        ``optimizer`` is an optimiser or its name in :attr:`optimizers` (default: the only one).
+        Only the parameters of that optimiser are clipped and updated.
+        """
+        if optimizer is None:
+            optimizer = self.optimizer
+        elif isinstance(optimizer, str):
+            optimizer = self.optimizers[optimizer]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.clip_gradients(p for group in optimizer.param_groups for p in group["params"])
+        optimizer.step()
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    if amp:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def supervised_step(metrics: Mapping[str, Metric] | None = None) -> Step:
+    """The default step: ``loss(model(*inputs), targets)``, one optimiser step, metrics.
+
+    A batch is ``(*inputs, targets)``. The returned numbers are the loss and each metric of
+    this batch's outputs.
+    """
+    metrics = dict(metrics or {})
+
+    def step(batch: tuple[Tensor, ...], ctx: StepContext) -> dict[str, Tensor]:
+        *inputs, targets = batch
+        with ctx.autocast():
+            outputs = ctx.model(*inputs)
+            loss = compute_loss(ctx.loss, outputs, targets)
+        if ctx.training:
+            ctx.minimize(loss)
+        numbers = {"loss": loss.detach()}
+        for name, metric in metrics.items():
+            numbers[name] = metric(outputs.detach().float(), targets)
+        return numbers
+
+    return step
+
+
+def compute_loss(loss: Callable[[Tensor, Tensor], Tensor], outputs: Tensor, targets: Tensor):
+    """``loss(outputs, targets)``, with a readable error when the two do not fit together."""
+    if (
+        isinstance(loss, _SAME_SHAPE_LOSSES)
+        and isinstance(outputs, Tensor)
+        and outputs.shape != targets.shape
+    ):
+        # these losses would broadcast (64, 1) against (64,) to (64, 64) with only a warning
+        raise TrainingError(_mismatch_message(loss, outputs, targets))
+    try:
+        return loss(outputs, targets)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise TrainingError(_mismatch_message(loss, outputs, targets, str(err))) from err
+
+
+_SAME_SHAPE_LOSSES = (
+    nn.MSELoss,
+    nn.L1Loss,
+    nn.SmoothL1Loss,
+    nn.HuberLoss,
+    nn.BCELoss,
+    nn.BCEWithLogitsLoss,
+)
+
+_LOSS_HINTS = {
+    "crossentropy": "the output should be (batch, classes) logits and the targets (batch,) class "
+    "indices (torch.long, 0 to classes-1), or (batch, classes) probabilities",
+    "nll": "the output should be (batch, classes) log-probabilities and the targets (batch,) "
+    "class indices (torch.long, 0 to classes-1)",
+    "bcewithlogits": "the output (logits) and the targets (floats in [0, 1]) should have the same "
+    "shape: e.g. squeeze the output's last axis, or unsqueeze the targets",
+    "bce": "the output (probabilities) and the targets (floats in [0, 1]) should have the same "
+    "shape: e.g. squeeze the output's last axis, or unsqueeze the targets",
+}
+_REGRESSION = {"mse", "l1", "smoothl1", "huber"}
+_REGRESSION_HINT = (
+    "the output and the targets should have the same shape and both be floating point: e.g. "
+    "squeeze the output's last axis, or unsqueeze the targets"
+)
+
+
+def _mismatch_message(loss: Callable, outputs: Any, targets: Any, error: str = "") -> str:
+    name = getattr(loss, "__name__", type(loss).__name__)
+    key = name.lower().replace("_", "").removesuffix("loss")
+    key = {"binarycrossentropy": "bce", "binarycrossentropywithlogits": "bcewithlogits"}.get(
+        key, key
+    )
+    hint = _LOSS_HINTS.get(key, _REGRESSION_HINT if key in _REGRESSION else None)
+    hint = f"for {name} {hint}" if hint else "check that the model's last layer fits the targets"
+    return (
+        f"the loss {name} cannot compare the model's output with the targets: the model output "
+        f"has {_describe(outputs)} but the targets have {_describe(targets)}; {hint}."
+        + (f" (PyTorch said: {error})" if error else "")
+    )
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, Tensor):
+        return f"shape {tuple(x.shape)} and dtype {x.dtype}"
+    return f"type {type(x).__name__}"
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: nn.Module,
+    train: Data,
+    valid: Data | None = None,
+    loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: OptimizerArg | None = None,
+    lr: float = 1e-3,
+    scheduler: Callable[[Optimizer], Any] | None = None,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    train_transform: Callable[[Tensor], Tensor] | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    device: torch.device | str | None = None,
+    amp: bool = True,
+    compile: bool = False,
+    grad_clip: float | None = None,
+    early_stopping: EarlyStopping | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    step: Step | None = None,
+    optimizers: Mapping[str, Optimizer] | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> History:
+    """Train ``model`` and return its :class:`History`; the model is trained in place.
+
+    Parameters
+    ----------
+    model
+        The network. It is moved to ``device`` and stays there.
+    train, valid
+        ``(inputs, targets)`` tensors (or more inputs: ``(*inputs, targets)``, the model is
+        called as ``model(*inputs)``), or a :class:`~torch.utils.data.TensorDataset`, or a
+        dataset with ``.waveforms`` and ``.labels`` (such as
+        :class:`audiolab.datasets.SpokenDigits`). They are moved to ``device`` once, so they must
+        fit in its memory. Each epoch visits the training examples in a new random order and
+        keeps the last, smaller batch. ``valid`` is evaluated after every epoch.
+    loss
+        ``loss(outputs, targets)``, e.g. ``nn.CrossEntropyLoss()``; needed unless ``step`` is
+        given.
+    epochs, batch_size
+        Number of passes over ``train``, examples per step.
+    optimizer
+        An optimiser of ``model.parameters()``, an optimiser class (called with ``lr``), or a
+        function of the parameters that makes one (e.g. ``functools.partial(torch.optim.SGD,
+        lr=0.1, momentum=0.9)``). Default: ``torch.optim.Adam`` with learning rate ``lr``.
+    lr
+        Learning rate of the default optimiser (or of an optimiser class).
+    scheduler
+        A function of the optimiser that makes a learning-rate scheduler, e.g.
+        ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, 10, 0.5)``; stepped once per epoch.
+    transform
+        Applied to each batch of the first input on the device, without gradient, in float32,
+        in training and evaluation: e.g. features such as MFCCs computed on the GPU.
+    train_transform
+        Applied before ``transform`` in training only, e.g. data augmentation.
+    metrics
+        Functions ``metric(outputs, targets)`` by name, e.g. ``{"accuracy": accuracy}``;
+        ``valid_<name>`` is computed on the whole validation set after each epoch and
+        ``train_<name>`` is the running mean over the epoch's batches (as the model changes).
+        Only with the default step: a custom step returns its own numbers.
+    device
+        ``"cpu"``, ``"cuda"`` or a :class:`torch.device`; default :func:`audiolab.settings.device`.
+    amp
+        bf16 mixed precision (autocast) on CUDA; ignored on the CPU, which runs in float32.
+    compile
+        Run the model through :func:`torch.compile` (slower start, faster steps on a GPU).
+    grad_clip
+        Clip the gradient norm to this value before each optimiser step.
+    early_stopping
+        Stop when a monitored value stops improving, and restore the best epoch's weights.
+    checkpoint
+        A file written (atomically) after every epoch: model, optimisers, schedulers, history,
+        random-number states. If it exists and ``resume`` is true, training continues from it
+        (up to ``epochs`` in all; a run that early stopping ended stays ended), and the result
+        is the same as that of an uninterrupted run.
+    resume
+        Whether to continue from an existing ``checkpoint`` (``False``: start afresh and
+        overwrite it).
+    step
+        A custom training step ``step(batch, ctx)`` for training that is not ``loss(model(x), y)``,
+        such as GANs and VAEs: see :class:`StepContext`.
+    optimizers
+        Several optimisers by name for a custom step, e.g. ``{"g": ..., "d": ...}``; instead of
+        ``optimizer``. They are checkpointed, and ``scheduler`` makes one scheduler for each.
+    seed
+        Seeds Python, NumPy and PyTorch at the start (:func:`audiolab.settings.seed_everything`)
+        and the shuffling of every epoch: the same seed gives the same history on the CPU.
+    progress
+        Show a progress bar per epoch and print one line per epoch. Default: only when
+        interactive (Jupyter, or a terminal).
+
+    Returns
+    -------
+    History
+        One record per epoch.
+
+    Raises
+    ------
+    TrainingError
+        On a NaN or infinite loss (naming the epoch, the batch and the usual causes), when the
+        GPU runs out of memory, when the loss cannot compare outputs and targets, or when the
+        checkpoint cannot be read or belongs to another model.
+    """
+    dev = device if isinstance(device, torch.device) else settings.device(device)
+    train = _as_tensors(train, "train")
+    valid = _as_tensors(valid, "valid") if valid is not None else None
+    _check_arguments(train, valid, loss, step, metrics, epochs, batch_size, early_stopping)
+    was_training = model.training
+    model.to(dev)
+    opts = _make_optimizers(model, optimizer, optimizers, lr)
+    schedulers = {name: scheduler(opt) for name, opt in opts.items()} if scheduler else {}
+    ctx = StepContext(
+        model=torch.compile(model) if compile else model,
+        optimizers=opts,
+        device=dev,
+        loss=loss,
+        amp=amp and dev.type == "cuda",
+        grad_clip=grad_clip,
+    )
+    train_step = step or supervised_step(metrics)
+    config = _config(model, opts, schedulers, seed, batch_size)
+    history, best = History(), None
+    settings.seed_everything(seed)
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        history, best = _resume(checkpoint, model, opts, schedulers, config)
+    train = _to_device(train, dev, "train")
+    valid = _to_device(valid, dev, "valid") if valid is not None else None
+    show = _interactive() if progress is None else progress
+    train_transforms = [t for t in (train_transform, transform) if t is not None]
+
+    with _out_of_memory_hint(ctx, batch_size):
+        for epoch in range(len(history) + 1, epochs + 1):
+            if history.stopped_epoch is not None:
+                break
+            start = time.perf_counter()
+            ctx.epoch = epoch
+            rates = _learning_rates(opts)
+            record = {"epoch": epoch}
+            record |= _train_epoch(train_step, ctx, train, batch_size, train_transforms, seed, show)
+            if valid is not None:
+                record |= _evaluate(ctx, valid, batch_size, transform, metrics, step)
+            record |= rates | {"seconds": time.perf_counter() - start}
+            history.append(record)
+            for s in schedulers.values():
+                s.step()
+            if early_stopping is not None:
+                best = _track_best(early_stopping, history, model, best)
+            if checkpoint is not None:
+                state = _checkpoint(model, opts, schedulers, history, best, config)
+                save_checkpoint(state, checkpoint)
+            if show:
+                print(_summary(record, epochs), flush=True)
+
+    if best is not None and early_stopping is not None and early_stopping.restore_best:
+        model.load_state_dict(best["model"])
+        history.best_epoch = best["epoch"]
+    model.train(was_training)
+    return history
+
+
+def _train_epoch(
+    step: Step,
+    ctx: StepContext,
+    data: tuple[Tensor, ...],
+    batch_size: int,
+    transforms: list[Callable[[Tensor], Tensor]],
+    seed: int,
+    show: bool,
+) -> dict[str, float]:
+    """One pass over ``data`` in a fresh random order; the means of what ``step`` returned."""
+    ctx.model.train()
+    ctx.training = True
+    order = epoch_order(len(data[0]), seed, ctx.epoch).to(ctx.device)
+    batches = order.split(batch_size)
+    tally = _Tally(ctx.device)
+    with tqdm(batches, desc=f"epoch {ctx.epoch}", leave=False, disable=not show) as bar:
+        for index, rows in enumerate(bar):
+            ctx.step = index
+            tally.add(index, step(_batch(data, rows, transforms), ctx), len(rows))
+            if (index + 1) % CHECK_EVERY == 0 or index + 1 == len(batches):
+                bad = tally.first_nonfinite()
+                if bad is not None:
+                    raise _nonfinite_error(*bad, ctx, data, batches, transforms)
+                bar.set_postfix(tally.means(), refresh=False)
+    return {f"train_{k}": v for k, v in tally.means().items()}
+
+
+@torch.inference_mode()
+def _evaluate(
+    ctx: StepContext,
+    data: tuple[Tensor, ...],
+    batch_size: int,
+    transform: Callable[[Tensor], Tensor] | None,
+    metrics: Mapping[str, Metric] | None,
+    step: Step | None,
+) -> dict[str, float]:
+    """Loss and metrics on ``data`` (model in eval mode, no gradients), as ``valid_<name>``.
+
+    With the default step, the loss and the metrics are those of all outputs at once; a custom
+    ``step`` is run on each batch and what it returns is averaged.
+    """
+    ctx.model.eval()
+    ctx.training = False
+    if step is None:
+        *inputs, targets = data
+        outputs = _outputs(ctx.model, inputs, transform, batch_size, ctx.autocast)
+        scores = {"loss": compute_loss(ctx.loss, outputs, targets)}
+        scores |= {name: fn(outputs, targets) for name, fn in (metrics or {}).items()}
+        return {f"valid_{k}": float(v) for k, v in scores.items()}
+    tally = _Tally(ctx.device)
+    transforms = [transform] if transform is not None else []
+    order = torch.arange(len(data[0]), device=ctx.device)
+    for index, rows in enumerate(order.split(batch_size)):
+        ctx.step = index
+        tally.add(index, step(_batch(data, rows, transforms), ctx), len(rows))
+    return {f"valid_{k}": v for k, v in tally.means().items()}
+
+
+def _outputs(
+    model: nn.Module,
+    inputs: Sequence[Tensor],
+    transform: Callable[[Tensor], Tensor] | None,
+    batch_size: int,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> Tensor:
+    """``model(*inputs)`` batch by batch, concatenated, in float32."""
+    outputs = []
+    for start in range(0, len(inputs[0]), batch_size):
+        first, *rest = (x[start : start + batch_size] for x in inputs)
+        if transform is not None:
+            first = transform(first)
+        with autocast():
+            outputs.append(model(first, *rest).float())
+    return torch.cat(outputs)
+
+
+def predict(
+    model: nn.Module,
+    inputs: Tensor | Sequence[Tensor],
+    *,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    amp: bool = True,
+) -> Tensor:
+    """The model's outputs for ``inputs`` (in eval mode, batch by batch), on the CPU in float32.
+
+    ``inputs`` is a tensor or a sequence of tensors (the model is called as ``model(*inputs)``);
+    ``transform`` is applied to each batch of the first input on the device, as in :func:`fit`.
+    ``device`` defaults to the model's. The model's training mode is restored afterwards.
+    """
+    if device is None:
+        params = list(model.parameters())
+        dev = params[0].device if params else settings.device()
+    else:
+        dev = device if isinstance(device, torch.device) else settings.device(device)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        with torch.inference_mode():
+            inputs = [torch.as_tensor(x).to(dev) for x in inputs]
+            autocast = lambda: _autocast(dev, amp and dev.type == "cuda")  # noqa: E731
+            return _outputs(model, inputs, transform, batch_size, autocast).cpu()
+    finally:
+        model.train(was_training)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The order in which epoch ``epoch`` visits ``n`` examples: a function of ``(seed, epoch)``.
+
+    It needs no generator state, so a run resumed from a checkpoint shuffles as the
+    uninterrupted run would have.
+    """
+    epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
+
+
+def _batch(
+    data: tuple[Tensor, ...], rows: Tensor, transforms: Sequence[Callable[[Tensor], Tensor]]
+) -> tuple[Tensor, ...]:
+    """The rows ``rows`` of every tensor, with ``transforms`` applied to the first."""
+    first, *rest = (t[rows] for t in data)
+    with torch.no_grad():
+        for fn in transforms:
+            first = fn(first)
+    return (first, *rest)
+
+
+class _Tally:
+    """Batch-size-weighted means of the numbers that steps return, kept on the device.
+
+    Reading them waits for the device, so :func:`_train_epoch` does it only every
+    :data:`CHECK_EVERY` steps, checking then that every number of those steps was finite.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.recent: list[tuple[int, str, Tensor]] = []
+
+    def add(self, step: int, numbers: Mapping[str, float | Tensor], n: int) -> None:
+        for key, value in numbers.items():
+            if isinstance(value, Tensor):
+                value = value.detach()
+            value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+            if value.numel() != 1:
+                raise TrainingError(
+                    f"the step returned {key!r} with shape {tuple(value.shape)}: log single numbers"
+                )
+            value = value.reshape(())
+            self.sums[key] = self.sums.get(key, 0.0) + value * n
+            self.counts[key] = self.counts.get(key, 0) + n
+            self.recent.append((step, key, value))
+
+    def first_nonfinite(self) -> tuple[int, str, float] | None:
+        """``(step, key, value)`` of the first NaN or infinite number since the last call."""
+        if not self.recent:
+            return None
+        values = torch.stack([v for _, _, v in self.recent]).cpu()
+        bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
+        found = None
+        if bad:
+            step, key, _ = self.recent[bad[0]]
+            found = (step, key, float(values[bad[0]]))
+        self.recent.clear()
+        return found
+
+    def means(self) -> dict[str, float]:
+        return {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
+
+
+def _nonfinite_error(
+    step: int,
+    key: str,
+    value: float,
+    ctx: StepContext,
+    data: tuple[Tensor, ...],
+    batches: Sequence[Tensor],
+    transforms: Sequence[Callable[[Tensor], Tensor]],
+) -> TrainingError:
+    """The error for a NaN/inf ``key`` at ``step``, with what the batch's data looked like."""
+    batch = tuple(t[batches[step]] for t in data)
+    bad = [int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0 for t in batch]
+    if any(bad):
+        found = (
+            f"This batch's data contain non-finite values ({bad[0]} in the inputs, "
+            f"{sum(bad[1:])} in the other tensors): clean the data (torch.nan_to_num, or drop "
+            "those examples)."
+        )
+    else:
+        transformed = _batch(batch, torch.arange(len(batch[0]), device=ctx.device), transforms)
+        n_bad = int((~torch.isfinite(transformed[0])).sum())
+        found = (
+            f"This batch's data are finite, but after the transforms the inputs contain {n_bad} "
+            "non-finite values (a log of zero in the features?)."
+            if n_bad
+            else "This batch's data are finite, so the model or the loss made the non-finite value."
+        )
+    lrs = ", ".join(f"{k}={v:.3g}" for k, v in _learning_rates(ctx.optimizers).items())
+    return TrainingError(
+        f"train {key} is {value} at epoch {ctx.epoch}, batch {step + 1} of {len(batches)}; "
+        f"training stopped (the last checkpoint, if any, is from the previous epoch). "
+        f"{found} Typical causes: a learning rate too high ({lrs}: try 10 times smaller, or "
+        "grad_clip=1.0); a log of zero or a division by zero in the loss or the model (add a "
+        "small epsilon, e.g. torch.log(p + 1e-8), or use a stable loss such as BCEWithLogitsLoss "
+        "instead of a sigmoid followed by BCELoss); NaN or inf values in the data."
+    )
+
+
+@contextlib.contextmanager
+def _out_of_memory_hint(ctx: StepContext, batch_size: int) -> Iterator[None]:
+    """Re-raise CUDA out-of-memory errors as a :class:`TrainingError` that says what to do."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as err:
+        if ctx.training:
+            where = f"in training at epoch {ctx.epoch}, batch {ctx.step + 1},"
+        else:
+            where = f"in the validation after epoch {ctx.epoch}"
+        raise TrainingError(
+            f"the GPU ran out of memory {where} with batch_size={batch_size}: reduce "
+            f"batch_size (e.g. batch_size="
+            f"{max(1, batch_size // 2)}) or the model's size, or free GPU memory held by other "
+            "tensors (del them, then torch.cuda.empty_cache()). "
+            f"(PyTorch said: {str(err).splitlines()[0]})"
+        ) from err
+
+
+# --------------------------------------------------------------------------- set-up helpers
+
+
+def _as_tensors(data: Any, name: str) -> tuple[Tensor, ...]:
+    if isinstance(data, TensorDataset):
+        tensors = data.tensors
+    elif hasattr(data, "waveforms") and hasattr(data, "labels"):
+        tensors = (data.waveforms, data.labels)
+    elif isinstance(data, tuple | list):
+        tensors = tuple(data)
+    else:
+        raise TypeError(
+            f"{name} must be a tuple of tensors such as (inputs, targets), or a TensorDataset; "
+            f"got {type(data).__name__}"
+        )
+    tensors = tuple(torch.as_tensor(t) for t in tensors)
+    if not tensors or any(t.ndim == 0 for t in tensors):
+        raise ValueError(f"{name} must hold at least one tensor with one row per example")
+    if len({len(t) for t in tensors}) != 1:
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+        raise ValueError(
+            f"the {name} tensors have different first dimensions ({shapes}): the inputs and the "
+            "targets need one row per example"
+        )
+    if len(tensors[0]) == 0:
+        raise ValueError(f"{name} is empty")
+    return tensors
+
+
+def _check_arguments(
+    train: tuple[Tensor, ...],
+    valid: tuple[Tensor, ...] | None,
+    loss: Callable | None,
+    step: Step | None,
+    metrics: Mapping[str, Metric] | None,
+    epochs: int,
+    batch_size: int,
+    early_stopping: EarlyStopping | None,
+) -> None:
+    if step is None and loss is None:
+        raise ValueError("give a loss, e.g. loss=nn.CrossEntropyLoss(), or a custom step=")
+    if step is None and len(train) < 2:
+        raise ValueError("train must be (inputs, targets) when training with a loss")
+    if valid is not None and len(valid) != len(train):
+        raise ValueError(f"train has {len(train)} tensors but valid has {len(valid)}")
+    if step is not None and metrics:
+        raise ValueError("metrics= go with the default step; a custom step returns its own numbers")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
+    if early_stopping and early_stopping.monitor.startswith("valid_") and valid is None:
+        raise ValueError(f"early stopping monitors {early_stopping.monitor!r} but valid is None")
+
+
+def _make_optimizers(
+    model: nn.Module,
+    optimizer: OptimizerArg | None,
+    optimizers: Mapping[str, Optimizer] | None,
+    lr: float,
+) -> dict[str, Optimizer]:
+    if optimizers is not None:
+        if optimizer is not None:
+            raise ValueError("give optimizer= or optimizers=, not both")
+        return dict(optimizers)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        optimizer = optimizer(model.parameters(), lr=lr)
+    elif not isinstance(optimizer, Optimizer):
+        optimizer = optimizer(model.parameters())
+    return {"optimizer": optimizer}
+
+
+def _to_device(tensors: tuple[Tensor, ...], device: torch.device, name: str) -> tuple[Tensor, ...]:
+    try:
+        return tuple(t.to(device) for t in tensors)
+    except torch.cuda.OutOfMemoryError as err:
+        gigabytes = sum(t.numel() * t.element_size() for t in tensors) / 1e9
+        raise TrainingError(
+            f"the {name} data ({gigabytes:.2f} GB) do not fit in the GPU's memory, and fit keeps "
+            "all of them there: train on a subset, store the inputs in float16, or use the CPU"
+        ) from err
+
+
+def _learning_rates(optimizers: Mapping[str, Optimizer]) -> dict[str, float]:
+    if len(optimizers) == 1:
+        return {"lr": next(iter(optimizers.values())).param_groups[0]["lr"]}
+    return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in optimizers.items()}
+
+
+def _track_best(
+    stopping: EarlyStopping, history: History, model: nn.Module, best: dict | None
+) -> dict:
+    """Copy the weights if the last epoch is the best; mark the history when it is time to stop."""
+    if stopping.monitor not in history.epochs[-1]:
+        raise ValueError(
+            f"early stopping monitors {stopping.monitor!r}, which is not recorded; the history "
+            f"has {history.keys()}"
+        )
+    epoch = stopping.best_epoch(history)
+    if best is None or best["epoch"] != epoch:
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best = {"epoch": epoch, "model": weights}
+    if stopping.should_stop(history):
+        history.stopped_epoch = history.epochs[-1]["epoch"]
+    return best
+
+
+def _summary(record: Mapping[str, float], epochs: int) -> str:
+    numbers = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds"))
+    return f"epoch {record['epoch']:>3}/{epochs}  {numbers}  ({record['seconds']:.1f} s)"
+
+
+def _interactive() -> bool:
+    """True in a Jupyter kernel or when stderr is a terminal: where a progress bar helps."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        return True
+    return sys.stderr.isatty()
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
+    """``torch.save(state)`` to ``path`` atomically.
+
+    The data go to a temporary file in the same folder, which then replaces ``path`` in one
+    step: a process killed while writing leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(dict(state), file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`fit` (with ``weights_only=True``, onto the CPU).
+
+    Returns
+    -------
+    dict
+        ``model`` (state dict), ``optimizers``, ``schedulers`` (state dicts by name), ``epoch``
+        (the last one completed), ``history`` (:meth:`History.to_dict`; rebuild it with
+        :meth:`History.from_dict`), ``rng`` (random-number states), ``best`` (early stopping's
+        best epoch and weights, or ``None``) and ``config`` (model class and tensor shapes).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    CheckpointError
+        If the file cannot be read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = {"model", "epoch", "history", "config"} - set(state)
+        if missing:
+            raise KeyError(f"it has no {', '.join(sorted(missing))}")
+    except Exception as err:
+        said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CheckpointError(
+            f"cannot read the checkpoint {path}: it is damaged (e.g. cut short) or was not written "
+            "by audiolab.training.fit. Delete it to start afresh (or pass resume=False to "
+            f"overwrite it). ({type(err).__name__}: {said})"
+        ) from err
+    return state
+
+
+def _config(
+    model: nn.Module,
+    optimizers: Mapping[str, Optimizer],
+    schedulers: Mapping[str, Any],
+    seed: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (and a note of the settings)."""
+    return {
+        "model": type(model).__name__,
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+        "optimizers": sorted(optimizers),
+        "schedulers": sorted(schedulers),
+        "seed": seed,
+        "batch_size": batch_size,
+    }
+
+
+def _check_config(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
+    problems = []
+    if saved["model"] != current["model"]:
+        problems.append(f"it holds a {saved['model']}, the model is a {current['model']}")
+    old, new = saved["shapes"], current["shapes"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            problems.append(f"{key} has shape {old.get(key)} there, {new.get(key)} here")
+    for key in ("optimizers", "schedulers"):
+        if saved[key] != current[key]:
+            problems.append(f"it has {key} {saved[key]}, this run {current[key]}")
+    if problems:
+        shown = "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
+        raise CheckpointError(
+            f"the checkpoint {path} does not belong to this model and run: {shown}. Use another "
+            "checkpoint file, delete this one, or pass resume=False to start afresh (overwriting "
+            "it)."
+        )
+
+
+def _checkpoint(
+    model: nn.Module,
+    optimizers: Mapping[str, Optimizer],
+    schedulers: Mapping[str, Any],
+    history: History,
+    best: dict | None,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+        "epoch": len(history),
+        "history": history.to_dict(),
+        "rng": _rng_state(),
+        "best": best,
+        "config": config,
+    }
+
+
+def _resume(
+    path: str | Path,
+    model: nn.Module,
+    optimizers: Mapping[str, Optimizer],
+    schedulers: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> tuple[History, dict | None]:
+    """Load everything a checkpoint holds into this run; return its history and best weights."""
+    state = load_checkpoint(path)
+    _check_config(state["config"], config, Path(path))
+    model.load_state_dict(state["model"])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    for name, sched in schedulers.items():
+        sched.load_state_dict(state["schedulers"][name])
+    _set_rng_state(state["rng"])
+    return History.from_dict(state["history"]), state["best"]
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every global random-number state, as tensors and plain Python values."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the global state)
+    version, mt, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), cached],
+        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt.tolist()), gauss))
