@@ -1,0 +1,86 @@
+"""audiolab.models: the front end, the digit CNNs and the cached pretrained classifier."""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiolab import models
+from audiolab.augment import SpecAugment
+from audiolab.features import log_mel_spectrogram
+from audiolab.models import DigitCNN, DigitCNN1d, LogMel, count_parameters
+
+# 8 variants in 7 voice families: a tiny corpus of 80 clips (as in test_datasets)
+TINY = ["m1", "m3", "f2", "f4", "klatt", "klatt3", "whisper", "croak"]
+
+
+def test_logmel_matches_features() -> None:
+    x = torch.randn(3, 16000) * 0.1
+    out = LogMel()(x)
+    assert out.shape == (3, 1, 64, 101)
+    ref = log_mel_spectrogram(x, 16000, n_fft=512, hop_length=160, n_mels=64)
+    torch.testing.assert_close(LogMel(normalize=False)(x)[:, 0], ref)
+    ref = (ref - ref.mean(dim=(1, 2), keepdim=True)) / (ref.std(dim=(1, 2), keepdim=True) + 1e-5)
+    torch.testing.assert_close(out[:, 0], ref)
+    torch.testing.assert_close(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(LogMel()(x * 10), out, atol=1e-4, rtol=1e-4)  # level-invariant
+
+
+@pytest.mark.parametrize("cls", [DigitCNN, DigitCNN1d])
+def test_shapes_and_parameter_counts(cls: type[torch.nn.Module]) -> None:
+    model = cls()
+    assert 80_000 <= count_parameters(model) <= 300_000
+    assert model(torch.randn(2, 16000)).shape == (2, 10)
+    bare = cls(frontend=False, n_classes=5)
+    assert count_parameters(bare) < count_parameters(model)  # 5 classes instead of 10
+    assert bare(torch.randn(2, 1, 64, 101)).shape == (2, 5)
+    assert bare(torch.randn(2, 64, 80)).shape == (2, 5)  # any number of frames
+
+
+def test_parameter_counts_exact() -> None:
+    assert count_parameters(DigitCNN()) == 98_682
+    assert count_parameters(DigitCNN1d()) == 103_114
+
+
+def test_spec_augment_only_in_training() -> None:
+    model = DigitCNN(spec_augment=SpecAugment()).eval()
+    plain = DigitCNN().eval()
+    plain.load_state_dict(model.state_dict())  # SpecAugment adds no weights
+    x = torch.randn(2, 16000)
+    torch.testing.assert_close(model(x), plain(x))
+
+
+def test_pretrained_trains_caches_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIOLAB_CACHE", str(tmp_path))
+    kwargs = {"size": "quick", "device": "cpu", "epochs": 1, "variants": TINY}
+    model = models.pretrained_digit_classifier(**kwargs)
+    assert isinstance(model, DigitCNN) and not model.training
+    assert model.info["from_cache"] is False and model.info["epochs"] == 1
+    assert 0.0 <= model.info["test_accuracy"] <= 1.0
+    path = models.weights_path("quick", 1, TINY)
+    assert path.exists() and Path(model.info["path"]) == path
+    assert path.parent == tmp_path / "models" and path.name.startswith("digit_cnn-v")
+    x = torch.randn(2, 16000)
+
+    start = time.perf_counter()
+    again = models.pretrained_digit_classifier(**kwargs)
+    assert time.perf_counter() - start < 2.0
+    assert again.info["from_cache"] is True
+    assert again.info["test_accuracy"] == model.info["test_accuracy"]
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+
+    path.write_bytes(path.read_bytes()[:1000])  # cut short
+    with pytest.warns(UserWarning, match="damaged"):
+        retrained = models.pretrained_digit_classifier(**kwargs)
+    assert retrained.info["from_cache"] is False
+    assert models.pretrained_digit_classifier(**kwargs).info["from_cache"] is True
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_pretrained_bad_size() -> None:
+    with pytest.raises(ValueError, match="size"):
+        models.pretrained_digit_classifier(size="huge")
