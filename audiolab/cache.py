@@ -34,7 +34,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from filelock import FileLock
@@ -135,10 +135,21 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray], manifest: dict)
         manifest,
         arrays={k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()},
     )
+    arrays = {**arrays, MANIFEST_KEY: np.array(json.dumps(manifest))}
+    write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` through ``write(file)`` so that it is never seen half-written.
+
+    The data go to a temporary file in the same folder, flushed to disk, which then replaces
+    ``path`` in one step (:func:`os.replace`): a process killed at any moment leaves either the
+    previous file or the complete new one. Used for corpora, checkpoints and model weights.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays, **{MANIFEST_KEY: np.array(json.dumps(manifest))})
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache may be shared

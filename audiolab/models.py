@@ -19,8 +19,6 @@ Examples
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from filelock import FileLock
 from torch import Tensor, nn
 
 from audiolab import settings
+from audiolab.cache import write_atomically
 from audiolab.features import log_mel_spectrogram
 
 #: Bump when the model, its training or its data change: cached weights are then retrained.
@@ -348,17 +347,7 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def train_digit_classifier(

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from . import settings
+from .cache import write_atomically
 
 Data = tuple[Tensor, ...] | list[Tensor] | TensorDataset
 Metric = Callable[[Tensor, Tensor], Tensor | float]
@@ -967,16 +966,7 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(dict(state), file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda file: torch.save(dict(state), file))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
