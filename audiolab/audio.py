@@ -15,6 +15,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from .cache import write_atomically
+
 PathLike = str | os.PathLike[str]
 
 #: File formats written by :func:`save`, by file extension.
@@ -133,12 +135,9 @@ def save(path: PathLike, wave: np.ndarray | torch.Tensor, sample_rate: int) -> P
     if peak > 1.0:
         raise ValueError(f"peak amplitude {peak:.3f} exceeds 1.0; scale the signal before saving")
     subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        sf.write(str(tmp), wave.T, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(
+        path, lambda file: sf.write(file, wave.T, sample_rate, format=fmt, subtype=subtype)
+    )
     return path
 
 

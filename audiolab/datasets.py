@@ -267,6 +267,45 @@ def _build_spoken_digits(
     }
 
 
+def _check_args(split: str, size: str | None, sample_rate: int) -> str:
+    """Validate the common arguments; return the size (``None`` follows the mode)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    size = size or settings.mode()
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {tuple(SIZES)} or None, got {size!r}")
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    return size
+
+
+def _variants(variants: Sequence[str] | None) -> list[str]:
+    """The variants sorted as SpokenDigits sorts them; unknown ones raise a clear error."""
+    variants = sorted(set(espeak.voice_variants() if variants is None else variants), key=str.lower)
+    for variant in variants:
+        espeak.voice_name("en-us", variant)
+    return variants
+
+
+def _select_split(
+    arrays: dict[str, np.ndarray], split: str, variants: Sequence[str]
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Rows of a cached corpus that belong to ``split``, and their metadata."""
+    all_metadata = json.loads(str(arrays["metadata"]))
+    rows = np.array([m["split"] == split for m in all_metadata], dtype=bool)
+    if not rows.any():
+        raise ValueError(
+            f"the {split!r} split is empty: the {len(variants)} variants form "
+            f"{len(set(map(voice_family, variants)))} voice families; use at least three"
+        )
+    return rows, [m for m, keep in zip(all_metadata, rows, strict=True) if keep]
+
+
+def _pcm_to_float(pcm: np.ndarray) -> torch.Tensor:
+    """16-bit PCM samples as float32 in [-1, 1)."""
+    return torch.from_numpy(pcm.astype(np.float32) / 32768)
+
+
 class SpokenDigits(_DigitDataset):
     """Spoken digits "zero" to "nine" from hundreds of synthetic eSpeak NG speakers.
 
@@ -306,18 +345,8 @@ class SpokenDigits(_DigitDataset):
         seed: int = 0,
         variants: Sequence[str] | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        size = size or settings.mode()
-        if size not in SIZES:
-            raise ValueError(f"size must be one of {tuple(SIZES)} or None, got {size!r}")
-        if variants is None:
-            variants = espeak.voice_variants()
-        variants = sorted(set(variants), key=str.lower)
-        for variant in variants:
-            espeak.voice_name("en-us", variant)  # raises a clear error for unknown variants
-        if not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        size = _check_args(split, size, sample_rate)
+        variants = _variants(variants)
         params = {
             "variants": variants,
             **SIZES[size],
@@ -336,17 +365,11 @@ class SpokenDigits(_DigitDataset):
             ),
             CORPUS_VERSION,
         )
-        all_metadata = json.loads(str(arrays["metadata"]))
-        rows = np.array([m["split"] == split for m in all_metadata], dtype=bool)
-        if not rows.any():
-            raise ValueError(
-                f"the {split!r} split is empty: the {len(variants)} variants form "
-                f"{len(set(map(voice_family, variants)))} voice families; use at least three"
-            )
+        rows, metadata = _select_split(arrays, split, variants)
         super().__init__(
-            waveforms=torch.from_numpy(arrays["waveforms"][rows].astype(np.float32) / 32768),
+            waveforms=_pcm_to_float(arrays["waveforms"][rows]),
             labels=torch.from_numpy(arrays["labels"][rows]),
-            metadata=[m for m, keep in zip(all_metadata, rows, strict=True) if keep],
+            metadata=metadata,
             sample_rate=sample_rate,
             split=split,
         )

@@ -1,4 +1,5 @@
-"""Signal-level quality measures (classification metrics come from torchmetrics/scikit-learn)."""
+"""Signal-level quality measures (SNR from torchmetrics; classification metrics in
+:mod:`audiolab.classification`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import torch
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
     """Signal-to-noise ratio ``10 log10(Σ s² / Σ (s - ŝ)²)`` in dB over the last axis."""
+    from torchmetrics.functional.audio import signal_noise_ratio
+
     reference, estimate = torch.as_tensor(reference), torch.as_tensor(estimate)
     if reference.shape != estimate.shape:
         raise ValueError(f"shapes differ: reference {reference.shape}, estimate {estimate.shape}")
-    noise = (reference - estimate).pow(2).sum(-1)
-    return 10 * torch.log10(reference.pow(2).sum(-1) / noise.clamp_min(1e-20))
+    return signal_noise_ratio(estimate, reference)
 
 
 def spectral_convergence(target_mag: torch.Tensor, estimate_mag: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiolab import espeak, noise, settings
+from audiolab import espeak, noise
 from audiolab.cache import cached_arrays
 from audiolab.datasets import (
     ACCENTS,
@@ -47,9 +47,12 @@ from audiolab.datasets import (
     SIZES,
     SPLITS,
     SpokenDigits,
+    _check_args,
+    _pcm_to_float,
     _plan,
+    _select_split,
     _synthesize,
-    voice_family,
+    _variants,
 )
 
 #: Bump when the generation code of :class:`DigitStrings` changes (cached corpora are rebuilt).
@@ -74,26 +77,6 @@ NOISE_SPLITS: dict[str, tuple[str, ...]] = {
 BABBLE_POOL = 64
 
 _VOICE_SETTINGS = re.compile(r"p(\d+)-r(\d+)-s(\d+)$")
-
-
-def _check_args(split: str, size: str | None, sample_rate: int) -> str:
-    """Validate the common arguments; return the size (``None`` follows the mode)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    size = size or settings.mode()
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)} or None, got {size!r}")
-    if not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-    return size
-
-
-def _variants(variants: Sequence[str] | None) -> list[str]:
-    """The variants sorted as SpokenDigits sorts them; unknown ones raise a clear error."""
-    variants = sorted(set(espeak.voice_variants() if variants is None else variants), key=str.lower)
-    for variant in variants:
-        espeak.voice_name("en-us", variant)
-    return variants
 
 
 def _speakers(variants: Sequence[str], size: str, seed: int) -> list[dict[str, Any]]:
@@ -276,16 +259,9 @@ class DigitStrings(Dataset):
             lambda: _build_digit_strings(variants, size, seed, sample_rate),
             STRINGS_VERSION,
         )
-        all_metadata = json.loads(str(arrays["metadata"]))
-        rows = np.array([m["split"] == split for m in all_metadata], dtype=bool)
-        if not rows.any():
-            raise ValueError(
-                f"the {split!r} split is empty: the {len(variants)} variants form "
-                f"{len(set(map(voice_family, variants)))} voice families; use at least three"
-            )
-        self.waveforms = torch.from_numpy(arrays["waveforms"][rows].astype(np.float32) / 32768)
+        rows, self.metadata = _select_split(arrays, split, variants)
+        self.waveforms = _pcm_to_float(arrays["waveforms"][rows])
         self.lengths = torch.from_numpy(arrays["lengths"][rows])
-        self.metadata = [m for m, keep in zip(all_metadata, rows, strict=True) if keep]
         self.targets = [torch.tensor(m["digits"], dtype=torch.long) for m in self.metadata]
         self.transcripts = [m["text"] for m in self.metadata]
         self.sample_rate = sample_rate
