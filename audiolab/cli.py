@@ -68,14 +68,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from .datasets import SpokenDigits
+    from .speech import DigitStrings
 
     for size in args.size or [settings.mode()]:
-        start = time.perf_counter()
-        splits = {s: SpokenDigits(s, size=size) for s in ("train", "valid", "test")}
-        counts = ", ".join(
-            f"{s} {len(d)} clips / {len(d.voices)} voices" for s, d in splits.items()
-        )
-        print(f"SpokenDigits ({size}): {counts}  [{time.perf_counter() - start:.1f} s]")
+        for corpus in (SpokenDigits, DigitStrings):
+            start = time.perf_counter()
+            splits = {s: corpus(s, size=size) for s in ("train", "valid", "test")}
+            counts = ", ".join(
+                f"{s} {len(d)} clips / {len(d.voices)} voices" for s, d in splits.items()
+            )
+            seconds = time.perf_counter() - start
+            print(f"{corpus.__name__} ({size}): {counts}  [{seconds:.1f} s]")
     return 0
 
 
