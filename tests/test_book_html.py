@@ -2,7 +2,7 @@
 
 Run after ``jupyter-book build .``: every chapter page must show its figures (images that
 actually decode) and its audio players (audio elements whose WAV data the browser can play), and
-the results JSON; the math must be typeset. Needs Chromium (Debian's ``chromium`` package); the
+the results JSON; the math must be typeset, and no display equation may be wider than the page. Needs Chromium (Debian's ``chromium`` package); the
 test is skipped without it unless ``AUDIOLAB_REQUIRE_BROWSER=1`` (set by CI).
 """
 
@@ -90,6 +90,13 @@ def test_chapter_page_shows_plots_audio_and_results(page, chapter):
     page.wait_for_function(
         "() => document.querySelectorAll('mjx-container').length > 5", timeout=20_000
     )
+    page.evaluate("() => MathJax.startup.promise")  # all math typeset
+    too_wide = page.eval_on_selector_all(
+        "mjx-container[display='true']",
+        "els => els.filter(m => m.scrollWidth > m.parentElement.clientWidth + 2)"
+        "          .map(m => m.textContent.slice(0, 50))",
+    )
+    assert not too_wide, f"{chapter}: display equations wider than the page: {too_wide}"
     text = page.inner_text("main")
     assert '"mode": "full"' in text, f"{chapter}: the results cell does not show a full run"
     assert "Exercise" in text and "Solution" in text
