@@ -2,8 +2,9 @@
 
 Run after ``jupyter-book build .``: every chapter page must show its figures (images that
 actually decode) and its audio players (audio elements whose WAV data the browser can play), and
-the results JSON; the math must be typeset, and no display equation may be wider than the page. Needs Chromium (Debian's ``chromium`` package); the
-test is skipped without it unless ``AUDIOLAB_REQUIRE_BROWSER=1`` (set by CI).
+the results JSON; the math must be typeset, and no display equation may be wider than the page.
+Needs Chromium (Debian's ``chromium`` package); the test is skipped without it unless
+``AUDIOLAB_REQUIRE_BROWSER=1`` (set by CI).
 """
 
 from __future__ import annotations
