@@ -70,25 +70,21 @@ def ctc_greedy_decode(
     return decoded
 
 
-def _edit_total(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> tuple[int, int]:
-    from torchaudio.functional import edit_distance
-
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    errors = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps, strict=True))
-    return errors, sum(len(r) for r in refs)
-
-
 def error_rate(references: Sequence[Sequence], hypotheses: Sequence[Sequence]) -> float:
     """Corpus error rate ``Σ edit_distance(r, h) / Σ len(r)`` over token sequences.
 
     The tokens can be anything comparable with ``==``: characters of strings, words, label
     indices.
     """
-    errors, total = _edit_total(references, hypotheses)
+    from torchaudio.functional import edit_distance
+
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    total = sum(len(r) for r in references)
     if total == 0:
         raise ValueError("the references are empty: an error rate needs at least one token")
-    return errors / total
+    pairs = zip(references, hypotheses, strict=True)
+    return sum(edit_distance(list(r), list(h)) for r, h in pairs) / total
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
@@ -108,9 +104,9 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     """
     ref_words = [r.split() for r in references]
     hyp_words = [h.split() for h in hypotheses]
-    wrong = sum(r != h for r, h in zip(ref_words, hyp_words, strict=False))
+    wer = error_rate(ref_words, hyp_words)  # also checks the lengths
     return {
         "cer": error_rate([" ".join(r) for r in ref_words], [" ".join(h) for h in hyp_words]),
-        "wer": error_rate(ref_words, hyp_words),
-        "ser": wrong / max(len(references), 1),
+        "wer": wer,
+        "ser": sum(r != h for r, h in zip(ref_words, hyp_words, strict=True)) / len(ref_words),
     }
