@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: help setup book test lint unit notebooks book-check lab execute bench lock clean
+.PHONY: help setup book test lint unit notebooks student student-check book-check lab execute bench lock clean
 
 help:
 	@echo "make setup     create .venv with the pinned environment and audiolab (editable, dev extra)"
 	@echo "make book      build the HTML book into _build/html"
 	@echo "make test      everything CI checks: ruff, unit tests, notebooks (quick mode), book"
+	@echo "make student   the chapters without exercise solutions, in student/ (for handing out)"
 	@echo "make lab       JupyterLab on the notebooks"
 	@echo "make execute   re-run every notebook in place (full mode on a GPU)"
 	@echo "make bench     benchmarks"
@@ -44,10 +45,18 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	AUDIOLAB_MODE=quick $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
 
+# The student edition: every chapter without the cells tagged 'solution', in student/.
+student: $(STAMP)
+	rm -rf student && $(BIN)/python -m audiolab student --output-dir student
+
+# The student copies must still run top to bottom (quick mode), with no solution left in them.
+student-check: student
+	AUDIOLAB_MODE=quick $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider student/*.ipynb
+
 book-check: book
 	$(BIN)/pytest tests/test_book_html.py
 
-test: lint unit notebooks book-check
+test: lint unit notebooks student-check book-check
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
@@ -60,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python -m audiolab bench fit
 
 clean:
-	rm -rf _build .pytest_cache .ruff_cache
+	rm -rf _build .pytest_cache .ruff_cache student

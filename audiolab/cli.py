@@ -1,4 +1,4 @@
-"""Command line: ``python -m audiolab {info,data,lab,bench}`` (also installed as ``audiolab``)."""
+"""Command line: ``python -m audiolab {info,data,lab,student,bench}`` (or ``audiolab``)."""
 
 from __future__ import annotations
 
@@ -101,6 +101,16 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_student(args: argparse.Namespace) -> int:
+    from .student import write_student_editions
+
+    chapters = args.chapters or sorted(str(p) for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    paths = [find_notebook(chapter) for chapter in chapters]
+    for path in write_student_editions(paths, Path(args.output_dir)):
+        print(f"student edition: {path}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -137,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", default="_build/lab", help="where executed copies go")
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     p.set_defaults(func=_cmd_lab)
+
+    p = sub.add_parser("student", help="write the chapters without their exercise solutions")
+    p.add_argument("chapters", nargs="*", help="chapter numbers or notebook paths (default: all)")
+    p.add_argument("--output-dir", default="student", help="where the student copies go")
+    p.set_defaults(func=_cmd_student)
 
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("name", choices=["features", "fit"])

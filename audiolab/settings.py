@@ -140,3 +140,20 @@ def info() -> dict[str, object]:
         "cache": str(cache_dir()),
         "versions": versions(),
     }
+
+
+def describe() -> str:
+    """A short, human-readable summary of this run for a notebook's first cell.
+
+    Mode, device and the main library versions; no machine paths (``info()`` has everything,
+    including the cache folder, for bug reports).
+    """
+    data = info()
+    v = data["versions"]
+    libraries = ", ".join(
+        f"{name} {v[name]}" for name in ("torch", "torchaudio", "numpy", "librosa") if name in v
+    )
+    return (
+        f"mode {data['mode']} on {data['device']} ({data['device_name']}); "
+        f"Python {v['python']}, {libraries}, audiolab {v['audiolab']}"
+    )

@@ -69,3 +69,10 @@ def test_cli_lab_unknown_chapter(capsys):
 
 def test_find_notebook():
     assert cli.find_notebook("1").name.startswith("01_")
+
+
+def test_describe_is_short_and_has_no_paths():
+    text = settings.describe()
+    assert text.startswith(f"mode {settings.mode()} on ")
+    assert "torch" in text and "/" not in text.split("(")[0]
+    assert str(settings.cache_dir()) not in text
