@@ -45,8 +45,9 @@ def spectrogram(
 
     ``y_axis`` is ``"hz"`` (linear frequency), ``"log"``, ``"mel"`` (mel bands placed at their
     centre frequencies, labelled in Hz) or ``"mel_bands"`` (band index), ``"mfcc"`` (coefficient
-    index). Extra keyword arguments go to :func:`librosa.display.specshow` (e.g. ``fmax`` for mel
-    spectrograms, ``n_fft`` for linear ones).
+    index). Frequency axes end at the Nyquist frequency ``sample_rate / 2``. Extra keyword
+    arguments go to :func:`librosa.display.specshow` (e.g. ``fmax`` for mel spectrograms,
+    ``n_fft`` for linear ones).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3))
@@ -69,6 +70,11 @@ def spectrogram(
         db, sr=sample_rate, hop_length=hop_length, x_axis="s", y_axis=shown, ax=ax, **kwargs
     )
     ax.set(xlabel="time (s)", ylabel=labels[y_axis], title=title)
+    if y_axis in ("hz", "log", "mel"):
+        ax.set_ylim(top=sample_rate / 2)  # a frequency axis stops at the Nyquist frequency
+    if y_axis == "mel":  # ticks in Hz, ending at Nyquist
+        ticks = [f for f in (0, 512, 1024, 2048, 4096, 8192, 16384) if f < 0.9 * sample_rate / 2]
+        ax.set_yticks([*ticks, sample_rate / 2])
     if colorbar:
         unit = "coefficient value" if y_axis == "mfcc" else "level (dB)"
         ax.figure.colorbar(img, ax=ax, label=unit, pad=0.01)

@@ -101,6 +101,18 @@ def test_chapter_page_shows_plots_audio_and_results(page, chapter):
     text = page.inner_text("main")
     assert '"mode": "full"' in text, f"{chapter}: the results cell does not show a full run"
     assert "Exercise" in text and "Solution" in text
+    # Solutions are collapsed until the reader opens them (sphinx-togglebutton's dropdown).
+    solutions = page.eval_on_selector_all(
+        "div.solution",
+        """els => els.map(e => {
+            const body = e.querySelector(':scope > :not(.admonition-title)');
+            return [e.classList.contains('dropdown'), !body || body.offsetParent === null];
+        })""",
+    )
+    assert solutions, f"{chapter}: no solutions on the page"
+    assert all(dropdown and hidden for dropdown, hidden in solutions), (
+        f"{chapter}: solutions not collapsed (dropdown, hidden): {solutions}"
+    )
     # Jupyter Book 1 makes sphinx-thebe emit its configuration script twice on every page; the
     # second declaration throws, which only affects Thebe's live-code button (unused offline).
     errors = [e for e in errors if "THEBE_JS_URL" not in e]
