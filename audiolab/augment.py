@@ -28,6 +28,7 @@ import torchaudio.functional as AF
 import torchaudio.transforms as AT
 from torch import Tensor, nn
 
+from audiolab import checks
 from audiolab.noise import NOISE_TYPES, make_noise, mix_at_snr
 
 
@@ -101,6 +102,9 @@ class AddNoise(_Random):
         if "babble" in kinds and speech is None:
             raise ValueError("'babble' noise needs speech=<tensor of clips (clips, samples)>")
         low, high = (snr_db, snr_db) if isinstance(snr_db, int | float) else snr_db
+        low, high = checks.number("snr_db", low), checks.number("snr_db", high)
+        p = checks.number("p", p)
+        sample_rate = checks.sample_rate(sample_rate)
         if low > high:
             raise ValueError(f"snr_db range must be (low, high) with low <= high, got {snr_db!r}")
         if not 0.0 <= p <= 1.0:
@@ -171,7 +175,8 @@ class SpeedPerturb(_Random):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
-        if not factors or any(f <= 0 for f in factors):
+        sample_rate = checks.sample_rate(sample_rate)
+        if not factors or any(checks.number("factors", f) <= 0 for f in factors):
             raise ValueError(f"factors must be positive numbers, got {factors!r}")
         self.factors, self.sample_rate = tuple(float(f) for f in factors), sample_rate
 
@@ -215,6 +220,12 @@ class SpecAugment(nn.Module):
 
     def __init__(self, freq_mask: int = 8, time_mask: int = 10, n_masks: int = 2) -> None:
         super().__init__()
+        for name, value in [
+            ("freq_mask", freq_mask),
+            ("time_mask", time_mask),
+            ("n_masks", n_masks),
+        ]:
+            checks.integer(name, value, minimum=None)
         if min(freq_mask, time_mask, n_masks) < 0:
             raise ValueError("freq_mask, time_mask and n_masks must not be negative")
         self.n_masks = n_masks

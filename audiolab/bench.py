@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from . import features, settings
+from . import checks, features, settings
 
 
 def _best_of(fn: Callable[[], object], repeats: int, sync: bool) -> float:
@@ -44,6 +44,10 @@ def feature_speed(
     """
     import librosa
 
+    n_clips = checks.integer("n_clips", n_clips)
+    repeats = checks.integer("repeats", repeats)
+    sample_rate = checks.sample_rate(sample_rate)
+    seconds = checks.number("seconds", seconds, positive=True)
     dev = settings.device(device)
     rng = np.random.default_rng(0)
     clips = rng.uniform(-0.5, 0.5, size=(n_clips, int(seconds * sample_rate))).astype(np.float32)
@@ -159,6 +163,10 @@ def fit_speed(
     from .datasets import SpokenDigits
     from .training import fit
 
+    steps = checks.integer("steps", steps)
+    batch_size = checks.integer("batch_size", batch_size)
+    if num_workers is not None:
+        num_workers = checks.integer("num_workers", num_workers, minimum=0)
     dev = settings.device(device)
     size = size or ("full" if dev.type == "cuda" else "quick")
     if num_workers is None:

@@ -27,10 +27,13 @@ Examples
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -142,11 +145,41 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray], manifest: dict)
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write ``path`` through ``write(file)`` so that it is never seen half-written.
 
-    The data go to a temporary file in the same folder, flushed to disk, which then replaces
-    ``path`` in one step (:func:`os.replace`): a process killed at any moment leaves either the
-    previous file or the complete new one. Used for corpora, checkpoints and model weights.
+    The data go to a temporary file ``.NAME.PID-XXXX.tmp`` in the same folder, flushed to disk,
+    which then replaces ``path`` in one step (:func:`os.replace`): a process killed at any
+    moment leaves either the previous file or the complete new one. Used for corpora,
+    checkpoints, audio files and model weights.
+
+    The temporary file is deleted on every exit that Python sees (an exception, Ctrl-C,
+    ``sys.exit``); one left by a process that could not clean up (``SIGKILL``, a power cut) is
+    deleted by the next write of the same ``path`` once its process is gone.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    PermissionError
+        If the folder cannot be written.
+    IsADirectoryError
+        If ``path`` is a folder.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    sweep_stale(path)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
+        )
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"cannot write {path}: the folder {path.parent} does not exist; create it first"
+        ) from err
+    except PermissionError as err:
+        raise PermissionError(
+            f"cannot write {path}: permission denied in the folder {path.parent} (read-only?); "
+            "choose another folder or fix its permissions"
+        ) from err
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)
@@ -157,6 +190,66 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # it exists but is someone else's (or the number is odd): leave it
+    return True
+
+
+def _owner(name: str, prefix: str) -> int | None:
+    """The process id in a scratch name ``PREFIX PID-XXXX...``, or ``None`` if there is none."""
+    digits = name[len(prefix) :].split("-", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def sweep_stale(path: Path) -> list[Path]:
+    """Delete the temporary files of ``path`` left by processes that no longer run.
+
+    ``.NAME.PID-XXXX.tmp`` files (see :func:`write_atomically`) whose process is gone are
+    deleted; files of the older ``.NAME.XXXX.tmp`` form, which name no process, are deleted
+    when they are more than an hour old. Returns what was deleted.
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    swept = []
+    try:
+        candidates = list(path.parent.glob(f"{glob.escape(prefix)}*.tmp"))
+    except OSError:
+        return swept
+    for tmp in candidates:
+        pid = _owner(tmp.name, prefix)
+        try:
+            stale = (
+                not _pid_alive(pid) if pid is not None else time.time() - tmp.stat().st_mtime > 3600
+            )
+            if stale:
+                tmp.unlink()
+                swept.append(tmp)
+        except OSError:
+            continue  # gone already, or not ours to delete
+    return swept
+
+
+def sweep_scratch_folders(parent: Path, prefix: str) -> list[Path]:
+    """Delete the folders ``PREFIX PID-XXXX`` in ``parent`` whose process no longer runs."""
+    swept = []
+    if not parent.is_dir():
+        return swept
+    for folder in parent.glob(f"{glob.escape(prefix)}*"):
+        pid = _owner(folder.name, prefix)
+        if folder.is_dir() and pid is not None and not _pid_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder)
+    return swept
 
 
 def _read(path: Path, expected: dict) -> dict[str, np.ndarray]:

@@ -47,6 +47,8 @@ def accuracy(outputs: Tensor | np.ndarray, targets: Tensor | np.ndarray) -> Tens
     """
     outputs, targets = torch.as_tensor(outputs), torch.as_tensor(targets)
     preds = predicted_classes(outputs, targets)
+    if targets.numel() == 0:
+        raise ValueError("there are no examples: the accuracy of nothing is undefined")
     if outputs.ndim == targets.ndim + 1:
         num_classes = outputs.shape[1]
     else:

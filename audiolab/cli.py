@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import settings
@@ -50,6 +51,21 @@ def execute_notebook(path: Path, output: Path, timeout: int = 1800) -> float:
     nbformat.write(nb, tmp)
     os.replace(tmp, output)
     return elapsed
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=settings.MODES, help="override AUDIOLAB_MODE")
     p.add_argument("--inplace", action="store_true", help="save outputs into the notebook itself")
     p.add_argument("--output-dir", default="_build/lab", help="where executed copies go")
-    p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    p.add_argument("--timeout", type=_count(1), default=1800, help="seconds allowed per cell")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("student", help="write the chapters without their exercise solutions")
@@ -156,17 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("name", choices=["features", "fit"])
     p.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
-    p.add_argument("--clips", type=int, default=256, help="features: clips per batch")
-    p.add_argument("--steps", type=int, default=200, help="fit: optimisation steps")
-    p.add_argument("--batch-size", type=int, default=64, help="fit: examples per step")
+    p.add_argument("--clips", type=_count(1), default=256, help="features: clips per batch")
+    p.add_argument("--steps", type=_count(1), default=200, help="fit: optimisation steps")
+    p.add_argument("--batch-size", type=_count(1), default=64, help="fit: examples per step")
     p.add_argument("--size", choices=settings.MODES, help="fit: SpokenDigits size")
-    p.add_argument("--workers", type=int, help="fit: DataLoader workers of the tutorial loop")
+    p.add_argument("--workers", type=_count(0), help="fit: DataLoader workers of the tutorial loop")
     p.set_defaults(func=_cmd_bench)
 
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
         print(f"audiolab {args.command}: {err}", file=sys.stderr)
         return 2
 

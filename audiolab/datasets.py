@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import warnings
@@ -41,8 +42,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiolab import espeak, settings
-from audiolab.cache import cached_arrays
+from audiolab import checks, espeak, settings
+from audiolab.cache import cached_arrays, sweep_scratch_folders
 
 #: The spoken words; the label of a clip is the index of its word.
 DIGITS: tuple[str, ...] = (
@@ -68,6 +69,8 @@ SPLIT_FRACTIONS: dict[str, float] = {"train": 0.8, "valid": 0.1, "test": 0.1}
 CLIP_SECONDS = 1.0
 #: The corpus is synthesised in this many chunks, each in a fresh process (see _synthesize).
 N_CHUNKS = 2
+#: Name start of the synthesis scratch folders in the cache folder.
+SCRATCH_PREFIX = ".espeak-"
 
 FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9-]+)_(\d+)\.wav$", flags=re.IGNORECASE)
@@ -204,10 +207,15 @@ def _synthesize(requests: list[dict], processes: int = 2) -> list[np.ndarray]:
     fixed chunks in fresh interpreters make the corpus bit-identical from run to run, whatever
     the number of processes or what the calling process did with eSpeak
     (:func:`audiolab.espeak.synthesize_in_subprocess`).
+
+    The workers' scratch folder ``.espeak-PID-XXXX`` is made inside the cache folder and deleted
+    afterwards; one left by a killed process is deleted by the next build.
     """
     bounds = np.linspace(0, len(requests), N_CHUNKS + 1).round().astype(int)
     chunks = [requests[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-    with tempfile.TemporaryDirectory(prefix="audiolab-espeak-") as tmp:
+    parent = settings.cache_dir()
+    sweep_scratch_folders(parent, SCRATCH_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=parent) as tmp:
         outputs = [Path(tmp) / f"chunk{i}.npz" for i in range(len(chunks))]
         with ThreadPoolExecutor(max(1, min(processes, len(chunks)))) as pool:
             results = list(pool.map(espeak.synthesize_in_subprocess, chunks, outputs))
@@ -267,15 +275,15 @@ def _build_spoken_digits(
     }
 
 
-def _check_args(split: str, size: str | None, sample_rate: int) -> str:
+def _check_args(split: str, size: str | None, sample_rate: int, seed: int = 0) -> str:
     """Validate the common arguments; return the size (``None`` follows the mode)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     size = size or settings.mode()
     if size not in SIZES:
         raise ValueError(f"size must be one of {tuple(SIZES)} or None, got {size!r}")
-    if not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    checks.sample_rate(sample_rate)
+    checks.integer("seed", seed, minimum=0)
     return size
 
 
@@ -345,7 +353,7 @@ class SpokenDigits(_DigitDataset):
         seed: int = 0,
         variants: Sequence[str] | None = None,
     ) -> None:
-        size = _check_args(split, size, sample_rate)
+        size = _check_args(split, size, sample_rate, seed)
         variants = _variants(variants)
         params = {
             "variants": variants,
@@ -437,6 +445,12 @@ class FSDD(_DigitDataset):
 
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        sample_rate = checks.sample_rate(sample_rate)
+        duration = checks.number("duration", duration, positive=True)
+        if round(duration * sample_rate) < 1:
+            raise ValueError(
+                f"duration={duration:g} s is shorter than one sample at {sample_rate} Hz"
+            )
         root = Path(root).expanduser()
         files = self._find_files(root)
         speakers = sorted({speaker for _, speaker, _, _ in files})

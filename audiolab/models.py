@@ -29,7 +29,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor, nn
 
-from audiolab import settings
+from audiolab import checks, settings
 from audiolab.cache import write_atomically
 from audiolab.features import log_mel_spectrogram
 
@@ -74,8 +74,11 @@ class LogMel(nn.Module):
                 f"LogMel expects waveforms of shape (batch, samples), got {tuple(x.shape)}"
             )
         with torch.autocast(x.device.type, enabled=False):
+            # No NaN check here: on a GPU it would stall every training step; the engine
+            # reports a non-finite loss (and whether the batch's data were finite) instead.
             spec = log_mel_spectrogram(
-                x.float(), self.sample_rate, self.n_fft, self.hop_length, n_mels=self.n_mels
+                x.float(), self.sample_rate, self.n_fft, self.hop_length, n_mels=self.n_mels,
+                check_finite=False,
             )
             if self.normalize:
                 mean = spec.mean(dim=(-2, -1), keepdim=True)
@@ -308,7 +311,8 @@ def pretrained_digit_classifier(
         ``train_seconds``, ``size``, ``device``, ``versions``, ``path`` and ``from_cache``.
     """
     size = _check_size(size)
-    epochs = epochs or TRAINING[size]["epochs"]
+    epochs = TRAINING[size]["epochs"] if epochs is None else checks.integer("epochs", epochs)
+    seed = checks.integer("seed", seed, minimum=0)
     dev = device if isinstance(device, torch.device) else settings.device(device)
     path = weights_path(size, epochs, variants, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,7 +335,12 @@ def _load(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
+        from audiolab.training import INTEGRITY_KEY, state_digest
+
         state = torch.load(path, map_location="cpu", weights_only=True)
+        record = state.pop(INTEGRITY_KEY, None)
+        if record is not None and record.get("sha256") != state_digest(state):
+            raise ValueError("the contents do not match their SHA-256 checksum")
         DigitCNN().load_state_dict(state["model"])  # checks names and shapes
         if not isinstance(state.get("info"), dict):
             raise KeyError("info")
@@ -347,6 +356,9 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
+    from audiolab.training import INTEGRITY_KEY, state_digest
+
+    state = dict(state, **{INTEGRITY_KEY: {"sha256": state_digest(state)}})
     write_atomically(path, lambda file: torch.save(state, file))
 
 

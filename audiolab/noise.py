@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from audiolab import checks
+
 #: The noise types that :func:`make_noise` knows.
 NOISE_TYPES: tuple[str, ...] = ("white", "pink", "brown", "hum", "babble")
 
@@ -50,9 +52,9 @@ def _generator(generator: Generator, device: Device) -> tuple[torch.Generator | 
 
 
 def _check_size(n: int, batch: int | None) -> None:
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n (samples) must be a positive integer, got {n!r}")
-    if batch is not None and (not isinstance(batch, int) or batch < 1):
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
 
 
@@ -90,6 +92,7 @@ def colored(
     ``f**-exponent``), the DC bin is set to zero, and the result is transformed back and
     scaled to unit RMS.
     """
+    exponent = checks.number("exponent", exponent)
     spectrum = torch.fft.rfft(white(n, batch, generator=generator, device=device))
     f = torch.arange(spectrum.shape[-1], device=spectrum.device, dtype=torch.float32)
     gain = torch.where(f > 0, f.clamp_min(1.0).pow(-exponent / 2), torch.zeros_like(f))
@@ -135,6 +138,10 @@ def hum(
         random ±30 % variation, and each has a random phase; ``f0`` itself varies by ±0.5 %.
     """
     _check_size(n, batch)
+    sample_rate = checks.sample_rate(sample_rate)
+    if f0 is not None:
+        f0 = checks.number("f0", f0, positive=True)
+    harmonics = checks.integer("harmonics", harmonics)
     if harmonics < 1:
         raise ValueError(f"harmonics must be at least 1, got {harmonics}")
     gen, dev = _generator(generator, device)
@@ -275,6 +282,13 @@ def mix_at_snr(
     ValueError
         If the shapes differ, ``snr_db`` has the wrong shape, or a noise row is silent.
     """
+    if not isinstance(clean, Tensor) or not isinstance(noise, Tensor):
+        raise TypeError(
+            f"clean and noise must be tensors, got {type(clean).__name__} and "
+            f"{type(noise).__name__} (use torch.from_numpy for NumPy arrays)"
+        )
+    if not clean.is_floating_point() or not noise.is_floating_point():
+        raise TypeError(f"clean and noise must be floating point, got {clean.dtype}, {noise.dtype}")
     if clean.shape != noise.shape:
         raise ValueError(
             f"clean {tuple(clean.shape)} and noise {tuple(noise.shape)} must have the same shape"
@@ -285,6 +299,8 @@ def mix_at_snr(
             f"snr_db must be a number or one value per row, shape {tuple(clean.shape[:-1])}; "
             f"got shape {tuple(snr.shape)}"
         )
+    if bool(torch.isnan(snr).any()):
+        raise ValueError("snr_db is NaN; give a number of dB (inf adds no noise)")
     p_clean = clean.double().pow(2).mean(dim=-1)
     p_noise = noise.double().pow(2).mean(dim=-1)
     if bool((p_noise == 0).any()):

@@ -59,7 +59,9 @@ def ctc_greedy_decode(
         raise ValueError(
             f"log_probs must be (batch, frames, classes), got shape {tuple(log_probs.shape)}"
         )
-    batch, frames, _ = log_probs.shape
+    batch, frames, classes = log_probs.shape
+    if isinstance(blank, bool) or not isinstance(blank, int) or not 0 <= blank < classes:
+        raise ValueError(f"blank must be a class index 0 to {classes - 1}, got {blank!r}")
     if lengths is None:
         lengths = torch.full((batch,), frames)
     best = log_probs.argmax(dim=-1).cpu()

@@ -239,7 +239,7 @@ class DigitStrings(Dataset):
         seed: int = 0,
         variants: Sequence[str] | None = None,
     ) -> None:
-        size = _check_args(split, size, sample_rate)
+        size = _check_args(split, size, sample_rate, seed)
         variants = _variants(variants)
         params = {
             "variants": variants,
@@ -367,7 +367,7 @@ class NoisySpeech(Dataset):
         noise_types: Sequence[str] | None = None,
         variants: Sequence[str] | None = None,
     ) -> None:
-        size = _check_args(split, size, sample_rate)
+        size = _check_args(split, size, sample_rate, seed)
         low, high = (float(x) for x in snr_db)
         if not low <= high:
             raise ValueError(f"snr_db must be a range (low, high) with low <= high, got {snr_db}")

@@ -17,10 +17,14 @@ helpers (``ctx.autocast()``, ``ctx.minimize(loss)``).
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import hashlib
 import math
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +37,7 @@ from torch.optim import Optimizer
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from . import settings
+from . import checks, settings
 from .cache import write_atomically
 
 Data = tuple[Tensor, ...] | list[Tensor] | TensorDataset
@@ -47,7 +51,14 @@ CHECK_EVERY = 16
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on: a non-finite loss, a full GPU, mismatched shapes, a bad checkpoint."""
+    """Training cannot go on: a non-finite loss, a full GPU, mismatched shapes, a bad checkpoint.
+
+    The first line of the message says what happened; the next ones say why it may have
+    happened and what to do. When :func:`fit` stops on a NaN or infinite number, ``history``
+    holds the epochs completed before it (otherwise it is ``None``).
+    """
+
+    history: History | None = None
 
 
 class CheckpointError(TrainingError):
@@ -173,7 +184,7 @@ class History:
                 )
             a.set(xlabel="epoch", ylabel=names[0] if len(names) == 1 else ", ".join(names))
             a.grid(alpha=0.3)
-            a.legend(loc="upper left" if a is axes[0] else "upper right", fontsize="small")
+            a.legend(loc="best" if a is axes[0] else "upper right", fontsize="small")
             if self.best_epoch is not None:
                 a.axvline(self.best_epoch, color="grey", linewidth=0.8, linestyle=":")
         return axes[0] if len(axes) == 1 else axes
@@ -293,6 +304,10 @@ class StepContext:
         Whether :meth:`autocast` turns on bf16 mixed precision (CUDA with ``amp=True``).
     grad_clip
         The largest gradient norm allowed, or ``None``.
+    max_label
+        The largest class label of the data when the loss takes class indices
+        (:class:`~torch.nn.CrossEntropyLoss`, :class:`~torch.nn.NLLLoss`); the default step
+        checks it against the model's number of outputs.
     epoch, step
         The current epoch (from 1) and batch index within the epoch (from 0).
     training
@@ -308,6 +323,7 @@ class StepContext:
     epoch: int = 0
     step: int = 0
     training: bool = True
+    max_label: int | None = None
 
     @property
     def optimizer(self) -> Optimizer:
@@ -363,6 +379,7 @@ def supervised_step(metrics: Mapping[str, Metric] | None = None) -> Step:
         *inputs, targets = batch
         with ctx.autocast():
             outputs = ctx.model(*inputs)
+            _check_labels_fit(ctx.max_label, outputs)
             loss = compute_loss(ctx.loss, outputs, targets)
         if ctx.training:
             ctx.minimize(loss)
@@ -372,6 +389,17 @@ def supervised_step(metrics: Mapping[str, Metric] | None = None) -> Step:
         return numbers
 
     return step
+
+
+def _check_labels_fit(max_label: int | None, outputs: Tensor) -> None:
+    """Class labels must index the model's outputs (a CUDA kernel would assert, not explain)."""
+    if max_label is not None and isinstance(outputs, Tensor) and outputs.ndim >= 2:
+        if max_label >= outputs.shape[1]:
+            raise ValueError(
+                f"the targets hold the class label {max_label}, but the model outputs "
+                f"{outputs.shape[1]} scores per example (classes 0 to {outputs.shape[1] - 1}): "
+                "give the model's last layer one output per class, or fix the labels"
+            )
 
 
 def compute_loss(loss: Callable[[Tensor, Tensor], Tensor], outputs: Tensor, targets: Tensor):
@@ -483,8 +511,12 @@ def fit(
     loss
         ``loss(outputs, targets)``, e.g. ``nn.CrossEntropyLoss()``; needed unless ``step`` is
         given.
+        float64 tensors are converted to the model's floating-point type (float32 for most
+        models). Class labels for :class:`~torch.nn.CrossEntropyLoss` and
+        :class:`~torch.nn.NLLLoss` must be 0 to classes-1 (``-100``, which these losses would
+        silently skip, is refused).
     epochs, batch_size
-        Number of passes over ``train``, examples per step.
+        Number of passes over ``train``, examples per step (positive integers).
     optimizer
         An optimiser of ``model.parameters()``, an optimiser class (called with ``lr``), or a
         function of the parameters that makes one (e.g. ``functools.partial(torch.optim.SGD,
@@ -511,14 +543,18 @@ def fit(
     compile
         Run the model through :func:`torch.compile` (slower start, faster steps on a GPU).
     grad_clip
-        Clip the gradient norm to this value before each optimiser step.
+        Clip the gradient norm to this value (a positive number) before each optimiser step.
     early_stopping
         Stop when a monitored value stops improving, and restore the best epoch's weights.
     checkpoint
         A file written (atomically) after every epoch: model, optimisers, schedulers, history,
         random-number states. If it exists and ``resume`` is true, training continues from it
         (up to ``epochs`` in all; a run that early stopping ended stays ended), and the result
-        is the same as that of an uninterrupted run.
+        is the same as that of an uninterrupted run. Every other setting saved in it (optimiser
+        and its hyperparameters, scheduler, ``batch_size``, ``seed``, ``grad_clip``, ``amp``,
+        loss, metrics, early stopping, data shapes) must match this call's, or a
+        :class:`CheckpointError` names the difference and nothing is loaded. The file carries a
+        SHA-256 checksum of its contents, checked when it is read.
     resume
         Whether to continue from an existing ``checkpoint`` (``False``: start afresh and
         overwrite it).
@@ -543,14 +579,36 @@ def fit(
     Raises
     ------
     TrainingError
-        On a NaN or infinite loss (naming the epoch, the batch and the usual causes), when the
-        GPU runs out of memory, when the loss cannot compare outputs and targets, or when the
-        checkpoint cannot be read or belongs to another model.
+        On a NaN or infinite training or validation number (naming the epoch, the batch and the
+        usual causes; the model is left with its last finite weights, or early stopping's best
+        ones), when the GPU runs out of memory, or when the loss cannot compare outputs and
+        targets.
+    CheckpointError
+        When the checkpoint cannot be read, is damaged, or was saved by another model or with
+        other settings.
+    TypeError, ValueError
+        For arguments of the wrong type or out of range (``epochs=2.5``, ``grad_clip=0``, ...).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    epochs = checks.integer("epochs", epochs)
+    batch_size = checks.integer("batch_size", batch_size)
+    lr = checks.number("lr", lr, positive=True)
+    seed = checks.integer("seed", seed, minimum=0)
+    if grad_clip is not None:
+        grad_clip = checks.number("grad_clip", grad_clip, positive=True)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(
+            f"early_stopping must be an EarlyStopping(...), got {type(early_stopping).__name__}"
+        )
+    if checkpoint is not None:
+        _check_checkpoint_path(Path(checkpoint))
     dev = device if isinstance(device, torch.device) else settings.device(device)
-    train = _as_tensors(train, "train")
-    valid = _as_tensors(valid, "valid") if valid is not None else None
+    dtype = _float_type(model)
+    train = _as_tensors(train, "train", dtype)
+    valid = _as_tensors(valid, "valid", dtype) if valid is not None else None
     _check_arguments(train, valid, loss, step, metrics, epochs, batch_size, early_stopping)
+    max_label = _check_labels(loss, train, valid) if step is None else None
     was_training = model.training
     model.to(dev)
     opts = _make_optimizers(model, optimizer, optimizers, lr)
@@ -562,9 +620,13 @@ def fit(
         loss=loss,
         amp=amp and dev.type == "cuda",
         grad_clip=grad_clip,
+        max_label=max_label,
     )
     train_step = step or supervised_step(metrics)
     config = _config(model, opts, schedulers, seed, batch_size)
+    config["settings"] = _run_settings(
+        opts, schedulers, grad_clip, amp, loss, step, metrics, early_stopping, train, valid
+    )
     history, best = History(), None
     settings.seed_everything(seed)
     if checkpoint is not None and resume and Path(checkpoint).exists():
@@ -574,6 +636,7 @@ def fit(
     show = _interactive() if progress is None else progress
     train_transforms = [t for t in (train_transform, transform) if t is not None]
 
+    restore_best = early_stopping is not None and early_stopping.restore_best
     with _out_of_memory_hint(ctx, batch_size):
         for epoch in range(len(history) + 1, epochs + 1):
             if history.stopped_epoch is not None:
@@ -582,9 +645,24 @@ def fit(
             ctx.epoch = epoch
             rates = _learning_rates(opts)
             record = {"epoch": epoch}
-            record |= _train_epoch(train_step, ctx, train, batch_size, train_transforms, seed, show)
+            try:
+                record |= _train_epoch(
+                    train_step, ctx, train, batch_size, train_transforms, seed, show
+                )
+            except _NonFinite as bad:
+                kept = _kept_weights(model, best if restore_best else None, history, bad.safe)
+                err = _nonfinite_error(bad, kept, ctx, train, train_transforms)
+                err.history = history
+                raise err from None
             if valid is not None:
-                record |= _evaluate(ctx, valid, batch_size, transform, metrics, step)
+                numbers = _evaluate(ctx, valid, batch_size, transform, metrics, step)
+                bad_key = next((k for k, v in numbers.items() if not math.isfinite(v)), None)
+                if bad_key is not None:
+                    kept = _kept_weights(model, best if restore_best else None, history, None)
+                    err = _nonfinite_valid_error(bad_key, numbers[bad_key], epoch, kept, valid)
+                    err.history = history
+                    raise err
+                record |= numbers
             record |= rates | {"seconds": time.perf_counter() - start}
             history.append(record)
             for s in schedulers.values():
@@ -619,6 +697,11 @@ def _train_epoch(
     order = epoch_order(len(data[0]), seed, ctx.epoch).to(ctx.device)
     batches = order.split(batch_size)
     tally = _Tally(ctx.device)
+    # The numbers are looked at every CHECK_EVERY steps only, so a NaN may have been applied to
+    # the weights by the time it is seen: keep a copy of the weights last seen finite.
+    live = [t for t in ctx.model.state_dict().values() if isinstance(t, Tensor)]
+    safe = [t.detach().clone() for t in live]
+    safe_after = 0  # the copy holds the weights after this many batches of the epoch
     with tqdm(batches, desc=f"epoch {ctx.epoch}", leave=False, disable=not show) as bar:
         for index, rows in enumerate(bar):
             ctx.step = index
@@ -626,9 +709,43 @@ def _train_epoch(
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == len(batches):
                 bad = tally.first_nonfinite()
                 if bad is not None:
-                    raise _nonfinite_error(*bad, ctx, data, batches, transforms)
+                    with torch.no_grad():
+                        for target, saved in zip(live, safe, strict=True):
+                            target.copy_(saved)
+                    raise _NonFinite(*bad, batches=batches, safe=safe_after)
+                if index + 1 < len(batches):
+                    with torch.no_grad():
+                        torch._foreach_copy_(safe, [t.detach() for t in live])
+                    safe_after = index + 1
                 bar.set_postfix(tally.means(), refresh=False)
     return {f"train_{k}": v for k, v in tally.means().items()}
+
+
+class _NonFinite(Exception):  # noqa: N818 (internal signal, turned into a TrainingError)
+    """A NaN or infinite number at ``step``; the model was put back to its weights after
+    ``safe`` batches of the epoch."""
+
+    def __init__(
+        self, step: int, key: str, value: float, *, batches: Sequence[Tensor], safe: int
+    ) -> None:
+        super().__init__(key)
+        self.step, self.key, self.value, self.batches, self.safe = step, key, value, batches, safe
+
+
+def _kept_weights(model: nn.Module, best: dict | None, history: History, safe: int | None) -> str:
+    """Load early stopping's best weights if there are some; say which weights the model has."""
+    if best is not None:
+        model.load_state_dict(best["model"])
+        history.best_epoch = best["epoch"]
+        return f"early stopping's best weights, from epoch {best['epoch']}"
+    epoch = len(history) + 1
+    if safe is None:
+        return f"its weights from the end of epoch {epoch}"
+    if safe > 0:
+        return f"its last finite weights, from after batch {safe} of epoch {epoch}"
+    if epoch > 1:
+        return f"its last finite weights, from the end of epoch {epoch - 1}"
+    return "its weights from before training"
 
 
 @torch.inference_mode()
@@ -694,13 +811,17 @@ def predict(
     ``inputs`` is a tensor or a sequence of tensors (the model is called as ``model(*inputs)``);
     ``transform`` is applied to each batch of the first input on the device, as in :func:`fit`.
     ``device`` defaults to the model's. The model's training mode is restored afterwards.
+    float64 inputs are converted to the model's floating-point type.
     """
     if device is None:
         params = list(model.parameters())
         dev = params[0].device if params else settings.device()
     else:
         dev = device if isinstance(device, torch.device) else settings.device(device)
+    batch_size = checks.integer("batch_size", batch_size)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    dtype = _float_type(model)
+    inputs = [_as_tensors((x,), "inputs", dtype)[0] for x in inputs]
     was_training = model.training
     model.to(dev).eval()
     try:
@@ -778,21 +899,19 @@ class _Tally:
 
 
 def _nonfinite_error(
-    step: int,
-    key: str,
-    value: float,
+    bad: _NonFinite,
+    kept: str,
     ctx: StepContext,
     data: tuple[Tensor, ...],
-    batches: Sequence[Tensor],
     transforms: Sequence[Callable[[Tensor], Tensor]],
 ) -> TrainingError:
-    """The error for a NaN/inf ``key`` at ``step``, with what the batch's data looked like."""
-    batch = tuple(t[batches[step]] for t in data)
-    bad = [int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0 for t in batch]
-    if any(bad):
+    """The error for a NaN/inf number in training, with what the batch's data looked like."""
+    batch = tuple(t[bad.batches[bad.step]] for t in data)
+    counts = [int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0 for t in batch]
+    if any(counts):
         found = (
-            f"This batch's data contain non-finite values ({bad[0]} in the inputs, "
-            f"{sum(bad[1:])} in the other tensors): clean the data (torch.nan_to_num, or drop "
+            f"This batch's data contain non-finite values ({counts[0]} in the inputs, "
+            f"{sum(counts[1:])} in the other tensors): clean the data (torch.nan_to_num, or drop "
             "those examples)."
         )
     else:
@@ -806,12 +925,36 @@ def _nonfinite_error(
         )
     lrs = ", ".join(f"{k}={v:.3g}" for k, v in _learning_rates(ctx.optimizers).items())
     return TrainingError(
-        f"train {key} is {value} at epoch {ctx.epoch}, batch {step + 1} of {len(batches)}; "
-        f"training stopped (the last checkpoint, if any, is from the previous epoch). "
-        f"{found} Typical causes: a learning rate too high ({lrs}: try 10 times smaller, or "
+        f"train {bad.key} is {bad.value} at epoch {ctx.epoch}, batch {bad.step + 1} of "
+        f"{len(bad.batches)}; training stopped and the model keeps {kept} (the last checkpoint, "
+        "if any, is from the previous epoch).\n"
+        f"{found}\n"
+        f"Typical causes: a learning rate too high ({lrs}: try 10 times smaller, or "
         "grad_clip=1.0); a log of zero or a division by zero in the loss or the model (add a "
         "small epsilon, e.g. torch.log(p + 1e-8), or use a stable loss such as BCEWithLogitsLoss "
         "instead of a sigmoid followed by BCELoss); NaN or inf values in the data."
+    )
+
+
+def _nonfinite_valid_error(
+    key: str, value: float, epoch: int, kept: str, data: tuple[Tensor, ...]
+) -> TrainingError:
+    """The error for a NaN/inf validation number after ``epoch``."""
+    counts = [int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0 for t in data]
+    if any(counts):
+        found = (
+            f"The validation data contain {sum(counts)} NaN or infinite values ({counts[0]} in "
+            "the inputs): clean them (torch.nan_to_num, or drop those examples)."
+        )
+    else:
+        found = (
+            "The validation data are finite and the training numbers were finite, so the model "
+            "(in eval mode), a transform or the loss made the non-finite value on these data."
+        )
+    return TrainingError(
+        f"{key} is {value} after epoch {epoch}; training stopped and the model keeps {kept} "
+        "(this epoch was not recorded or checkpointed).\n"
+        f"{found} Early stopping and the history would be meaningless with it."
     )
 
 
@@ -837,7 +980,12 @@ def _out_of_memory_hint(ctx: StepContext, batch_size: int) -> Iterator[None]:
 # --------------------------------------------------------------------------- set-up helpers
 
 
-def _as_tensors(data: Any, name: str) -> tuple[Tensor, ...]:
+def _float_type(model: nn.Module) -> torch.dtype:
+    """The floating-point type of the model's parameters (float32 when it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _as_tensors(data: Any, name: str, dtype: torch.dtype | None = None) -> tuple[Tensor, ...]:
     if isinstance(data, TensorDataset):
         tensors = data.tensors
     elif hasattr(data, "waveforms") and hasattr(data, "labels"):
@@ -849,7 +997,14 @@ def _as_tensors(data: Any, name: str) -> tuple[Tensor, ...]:
             f"{name} must be a tuple of tensors such as (inputs, targets), or a TensorDataset; "
             f"got {type(data).__name__}"
         )
-    tensors = tuple(torch.as_tensor(t) for t in tensors)
+    try:
+        tensors = tuple(torch.as_tensor(t) for t in tensors)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(
+            f"{name} must hold tensors or NumPy arrays of numbers ({type(err).__name__}: {err})"
+        ) from err
+    if dtype is not None and dtype != torch.float64:  # NumPy's float64 -> the model's type
+        tensors = tuple(t.to(dtype) if t.dtype == torch.float64 else t for t in tensors)
     if not tensors or any(t.ndim == 0 for t in tensors):
         raise ValueError(f"{name} must hold at least one tensor with one row per example")
     if len({len(t) for t in tensors}) != 1:
@@ -881,10 +1036,42 @@ def _check_arguments(
         raise ValueError(f"train has {len(train)} tensors but valid has {len(valid)}")
     if step is not None and metrics:
         raise ValueError("metrics= go with the default step; a custom step returns its own numbers")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     if early_stopping and early_stopping.monitor.startswith("valid_") and valid is None:
         raise ValueError(f"early stopping monitors {early_stopping.monitor!r} but valid is None")
+
+
+_CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
+
+
+def _check_labels(
+    loss: Any, train: tuple[Tensor, ...], valid: tuple[Tensor, ...] | None
+) -> int | None:
+    """For losses that take class indices: refuse negative labels; return the largest one."""
+    if not isinstance(loss, _CLASS_INDEX_LOSSES):
+        return None
+    largest = None
+    for name, data in (("train", train), ("valid", valid)):
+        if data is None or data[-1].is_floating_point() or data[-1].dtype == torch.bool:
+            continue
+        targets = data[-1]
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0:
+            count = int((targets < 0).sum())
+            raise ValueError(
+                f"the {name} targets hold the class label {low} (negative labels: {count}); "
+                f"{type(loss).__name__} needs labels 0 to classes-1 and would silently "
+                "skip the label -100. Fix the labels, or drop those examples from the data"
+            )
+        largest = high if largest is None else max(largest, high)
+    return largest
+
+
+def _check_checkpoint_path(path: Path) -> None:
+    if path.is_dir():
+        raise CheckpointError(
+            f"the checkpoint path {path} is a folder, not a file: give a file name inside it, "
+            f"e.g. checkpoint={str(path / 'run.pt')!r}"
+        )
 
 
 def _make_optimizers(
@@ -899,6 +1086,11 @@ def _make_optimizers(
         return dict(optimizers)
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    elif not isinstance(optimizer, Optimizer) and not callable(optimizer):
+        raise TypeError(
+            "optimizer must be an optimiser, an optimiser class or a function of the parameters, "
+            f"got {type(optimizer).__name__}"
+        )
     elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
         optimizer = optimizer(model.parameters(), lr=lr)
     elif not isinstance(optimizer, Optimizer):
@@ -958,19 +1150,64 @@ def _interactive() -> bool:
 # --------------------------------------------------------------------------- checkpoints
 
 
+#: Key of the checksum record that :func:`save_checkpoint` adds to a checkpoint.
+INTEGRITY_KEY = "integrity"
+
+
+def state_digest(state: Any) -> str:
+    """SHA-256 (hex) of a checkpoint's contents: every key, number, string and tensor byte.
+
+    It is computed from the values, not from the file, so that the same state always gives the
+    same digest, however :func:`torch.save` lays the file out.
+    """
+    digest = hashlib.sha256()
+    _feed(digest, state)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, Tensor):
+        t = value.detach().cpu().contiguous()
+        digest.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(f"{{{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(digest, key)
+            _feed(digest, value[key])
+        digest.update(b"}")
+    elif isinstance(value, list | tuple):
+        digest.update(f"{type(value).__name__}[{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
-    """``torch.save(state)`` to ``path`` atomically.
+    """``torch.save(state)`` to ``path`` atomically, with a SHA-256 checksum of the contents.
 
     The data go to a temporary file in the same folder, which then replaces ``path`` in one
-    step: a process killed while writing leaves the previous checkpoint intact.
+    step: a process killed while writing leaves the previous checkpoint intact. The checksum
+    (:func:`state_digest`) is stored in the file under :data:`INTEGRITY_KEY`;
+    :func:`load_checkpoint` checks it.
     """
     path = Path(path)
+    _check_checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda file: torch.save(dict(state), file))
+    state = {k: v for k, v in state.items() if k != INTEGRITY_KEY}
+    state[INTEGRITY_KEY] = {"sha256": state_digest(state)}
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`fit` (with ``weights_only=True``, onto the CPU).
+
+    Its SHA-256 checksum is checked: a file changed on disk (even one byte of a tensor) is
+    refused. A checkpoint without a checksum (written by an older audiolab) is read with a
+    warning.
 
     Returns
     -------
@@ -978,23 +1215,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ``model`` (state dict), ``optimizers``, ``schedulers`` (state dicts by name), ``epoch``
         (the last one completed), ``history`` (:meth:`History.to_dict`; rebuild it with
         :meth:`History.from_dict`), ``rng`` (random-number states), ``best`` (early stopping's
-        best epoch and weights, or ``None``) and ``config`` (model class and tensor shapes).
+        best epoch and weights, or ``None``) and ``config`` (model class, tensor shapes and the
+        run's settings).
 
     Raises
     ------
     FileNotFoundError
         If there is no such file.
     CheckpointError
-        If the file cannot be read.
+        If the path is a folder, or the file cannot be read, or it is damaged.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    _check_checkpoint_path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise TypeError(f"it holds a {type(state).__name__}, not a dict")
         missing = {"model", "epoch", "history", "config"} - set(state)
         if missing:
             raise KeyError(f"it has no {', '.join(sorted(missing))}")
+    except PermissionError as err:
+        raise CheckpointError(
+            f"cannot read the checkpoint {path}: permission denied; check the file's permissions"
+        ) from err
     except Exception as err:
         said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise CheckpointError(
@@ -1002,6 +1247,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "by audiolab.training.fit. Delete it to start afresh (or pass resume=False to "
             f"overwrite it). ({type(err).__name__}: {said})"
         ) from err
+    record = state.pop(INTEGRITY_KEY, None)
+    if record is None:
+        warnings.warn(
+            f"the checkpoint {path} has no checksum (written by an older audiolab): it cannot be "
+            "checked for damage",
+            stacklevel=2,
+        )
+    elif not isinstance(record, dict) or record.get("sha256") != state_digest(state):
+        raise CheckpointError(
+            f"the checkpoint {path} is damaged: its contents do not match the SHA-256 checksum "
+            "stored in it (bytes changed on disk or in a copy). Delete it to start afresh (or "
+            "pass resume=False to overwrite it)."
+        )
     return state
 
 
@@ -1023,23 +1281,143 @@ def _config(
     }
 
 
+def _plain(value: Any) -> Any:
+    """Settings as plain Python data (numbers, strings, lists, dicts) that compare with ==."""
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return type(value).__name__
+
+
+def _name(fn: Any) -> str | None:
+    if fn is None:
+        return None
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+
+def _run_settings(
+    optimizers: Mapping[str, Optimizer],
+    schedulers: Mapping[str, Any],
+    grad_clip: float | None,
+    amp: bool,
+    loss: Any,
+    step: Step | None,
+    metrics: Mapping[str, Metric] | None,
+    early_stopping: EarlyStopping | None,
+    train: tuple[Tensor, ...],
+    valid: tuple[Tensor, ...] | None,
+) -> dict[str, Any]:
+    """Every setting of a run that a resumed run must share (the epochs may grow)."""
+    return {
+        "optimizers": {
+            name: {
+                "class": type(opt).__name__,
+                "groups": [
+                    {k: _plain(v) for k, v in group.items() if k != "params"}
+                    for group in opt.param_groups
+                ],
+            }
+            for name, opt in optimizers.items()
+        },
+        "schedulers": {
+            name: {
+                "class": type(sched).__name__,
+                "settings": {
+                    k: _plain(v)
+                    for k, v in sched.state_dict().items()
+                    if not k.startswith("_") and k not in ("last_epoch", "verbose")
+                },
+            }
+            for name, sched in schedulers.items()
+        },
+        "grad_clip": grad_clip,
+        "amp": bool(amp),
+        "loss": type(loss).__name__ if isinstance(loss, nn.Module) else _name(loss),
+        "step": _name(step),
+        "metrics": sorted(metrics or {}),
+        "early_stopping": _plain(dataclasses.asdict(early_stopping)) if early_stopping else None,
+        "train data": [[*t.shape, str(t.dtype)] for t in train],
+        "valid data": None if valid is None else [[*t.shape, str(t.dtype)] for t in valid],
+    }
+
+
+_UNSET = "(not set)"
+
+
+def _setting_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``"lr 0.001 there, 0.5 here"`` for every setting that differs (an old run's first)."""
+    found = []
+
+    def differ(what: str, a: Any, b: Any) -> None:
+        if a != b:
+            found.append(f"{what} {a!r} there, {b!r} here")
+
+    for kind in ("optimizers", "schedulers"):
+        saved, current = old.get(kind, {}), new.get(kind, {})
+        for name in sorted(set(saved) & set(current)):
+            where = "" if kind == "optimizers" and len(current) == 1 else f"{name} "
+            label = "optimizer" if kind == "optimizers" else "scheduler"
+            a, b = saved[name], current[name]
+            if a.get("class") != b.get("class"):
+                found.append(f"{where}{label} {a.get('class')} there, {b.get('class')} here")
+                continue
+            if kind == "schedulers":
+                pairs = [("", a.get("settings", {}), b.get("settings", {}))]
+            else:
+                ga, gb = a.get("groups", []), b.get("groups", [])
+                if len(ga) != len(gb):
+                    found.append(f"{where}parameter groups {len(ga)} there, {len(gb)} here")
+                    continue
+                pairs = [
+                    ("" if len(gb) == 1 else f"group {i} ", x, y)
+                    for i, (x, y) in enumerate(zip(ga, gb, strict=True))
+                ]
+            for group, x, y in pairs:
+                for key in [*y, *(k for k in x if k not in y)]:
+                    differ(f"{where}{group}{key}", x.get(key, _UNSET), y.get(key, _UNSET))
+    for key in new:
+        if key not in ("optimizers", "schedulers") and key in old:
+            differ(key, old[key], new[key])
+    return found
+
+
 def _check_config(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
     problems = []
-    if saved["model"] != current["model"]:
-        problems.append(f"it holds a {saved['model']}, the model is a {current['model']}")
-    old, new = saved["shapes"], current["shapes"]
+    if saved.get("model") != current["model"]:
+        problems.append(f"it holds a {saved.get('model')}, the model is a {current['model']}")
+    old, new = saved.get("shapes", {}), current["shapes"]
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             problems.append(f"{key} has shape {old.get(key)} there, {new.get(key)} here")
     for key in ("optimizers", "schedulers"):
-        if saved[key] != current[key]:
-            problems.append(f"it has {key} {saved[key]}, this run {current[key]}")
+        if saved.get(key) != current[key]:
+            problems.append(f"it has {key} {saved.get(key)}, this run {current[key]}")
     if problems:
         shown = "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
         raise CheckpointError(
             f"the checkpoint {path} does not belong to this model and run: {shown}. Use another "
             "checkpoint file, delete this one, or pass resume=False to start afresh (overwriting "
             "it)."
+        )
+    differences = [
+        f"{key} {saved[key]!r} there, {current[key]!r} here"
+        for key in ("batch_size", "seed")
+        if key in saved and saved[key] != current[key]
+    ]
+    if isinstance(saved.get("settings"), Mapping):
+        differences += _setting_differences(saved["settings"], current.get("settings", {}))
+    if differences:
+        shown = "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "")
+        raise CheckpointError(
+            f"the checkpoint {path} was saved by a run with other settings: {shown}. Resuming "
+            "would mix two different runs in one history, so nothing was loaded. To continue that "
+            "run, pass the same settings again; to start afresh, pass resume=False (overwriting "
+            "the checkpoint) or use another checkpoint file."
         )
 
 
@@ -1070,16 +1448,49 @@ def _resume(
     schedulers: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> tuple[History, dict | None]:
-    """Load everything a checkpoint holds into this run; return its history and best weights."""
+    """Load everything a checkpoint holds into this run; return its history and best weights.
+
+    Every check comes first; if loading still fails half-way, the model, the optimisers, the
+    schedulers and the random-number states are put back as they were.
+    """
+    path = Path(path)
     state = load_checkpoint(path)
-    _check_config(state["config"], config, Path(path))
-    model.load_state_dict(state["model"])
-    for name, opt in optimizers.items():
-        opt.load_state_dict(state["optimizers"][name])
-    for name, sched in schedulers.items():
-        sched.load_state_dict(state["schedulers"][name])
-    _set_rng_state(state["rng"])
-    return History.from_dict(state["history"]), state["best"]
+    _check_config(state["config"], config, path)
+    backup = (
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        {k: copy.deepcopy(opt.state_dict()) for k, opt in optimizers.items()},
+        {k: copy.deepcopy(s.state_dict()) for k, s in schedulers.items()},
+        _rng_state(),
+    )
+    try:
+        history = History.from_dict(state["history"])
+        if state["epoch"] != len(history):
+            raise ValueError(f"epoch {state['epoch']} but {len(history)} epochs of history")
+        best = state.get("best")
+        if best is not None:
+            shapes = {k: list(v.shape) for k, v in best["model"].items()}
+            if shapes != config["shapes"] or not isinstance(best["epoch"], int):
+                raise ValueError("early stopping's best weights do not fit the model")
+        model.load_state_dict(state["model"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        _set_rng_state(state["rng"])
+    except Exception as err:
+        model.load_state_dict(backup[0])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(backup[1][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(backup[2][name])
+        _set_rng_state(backup[3])
+        said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise CheckpointError(
+            f"cannot resume from the checkpoint {path}: its contents do not fit this run "
+            f"({type(err).__name__}: {said}); nothing was changed. Delete it, or pass "
+            "resume=False to start afresh (overwriting it)."
+        ) from err
+    return history, best
 
 
 def _rng_state() -> dict[str, Any]:

@@ -298,7 +298,7 @@ def test_nan_in_the_inputs_is_reported(data):
     x, y = data["train"]
     x = x.clone()
     x[100, 3] = math.nan
-    with pytest.raises(TrainingError, match=r"epoch 1, batch \d+ of 8.*1 in the inputs"):
+    with pytest.raises(TrainingError, match=r"(?s)epoch 1, batch \d+ of 8.*1 in the inputs"):
         run({"train": (x, y), "valid": data["valid"]})
     with pytest.raises(TrainingError, match="after the transforms the inputs contain 256"):
         run(data, transform=lambda b: torch.log(b.abs() * (b.abs() > 100)))
