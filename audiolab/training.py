@@ -184,7 +184,7 @@ class History:
                 )
             a.set(xlabel="epoch", ylabel=names[0] if len(names) == 1 else ", ".join(names))
             a.grid(alpha=0.3)
-            a.legend(loc="best" if a is axes[0] else "upper right", fontsize="small")
+            a.legend(loc="best", fontsize="small")
             if self.best_epoch is not None:
                 a.axvline(self.best_epoch, color="grey", linewidth=0.8, linestyle=":")
         return axes[0] if len(axes) == 1 else axes
