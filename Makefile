@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	# tinysoundfont without PyAudio (playback only; no Linux wheel, needs PortAudio to build)
+	$(BIN)/python -m pip install --quiet --no-deps -c requirements/constraints.txt tinysoundfont
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,6 +30,7 @@ setup: $(STAMP)
 lock:
 	rm -rf /tmp/audiolab-lock && $(PYTHON) -m venv /tmp/audiolab-lock
 	/tmp/audiolab-lock/bin/pip install --quiet -e ".[dev]"
+	/tmp/audiolab-lock/bin/pip install --quiet --no-deps tinysoundfont
 	{ sed -n '1,3p' requirements/constraints.txt; \
 	  /tmp/audiolab-lock/bin/pip freeze --exclude-editable | grep -v '^mapping-audiolab'; } > /tmp/constraints.txt
 	mv /tmp/constraints.txt requirements/constraints.txt

@@ -84,6 +84,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from .datasets import SpokenDigits
+    from .music import GMNotes, Mixtures
     from .speech import DigitStrings
 
     for size in args.size or [settings.mode()]:
@@ -95,6 +96,20 @@ def _cmd_data(args: argparse.Namespace) -> int:
             )
             seconds = time.perf_counter() - start
             print(f"{corpus.__name__} ({size}): {counts}  [{seconds:.1f} s]")
+        music_corpora = [
+            (GMNotes, {}),
+            (GMNotes, {"split_by": "pitch_velocity"}),
+            (Mixtures, {}),
+            (Mixtures, {"n_instruments": 1}),
+        ]
+        for corpus, options in music_corpora:
+            start = time.perf_counter()
+            counts = ", ".join(
+                f"{s} {len(corpus(s, size=size, **options))}" for s in ("train", "valid", "test")
+            )
+            extra = "".join(f", {k}={v!r}" for k, v in options.items())
+            seconds = time.perf_counter() - start
+            print(f"{corpus.__name__} ({size}{extra}): {counts}  [{seconds:.1f} s]")
     return 0
 
 
