@@ -425,8 +425,6 @@ class GMNotes(Dataset):
         FloatTensor ``(N, T)``, ``T = 1.5 * sample_rate``, peak 1.
     pitches, velocities, programs, families
         LongTensors ``(N,)``: MIDI pitch, MIDI velocity, GM program, family index.
-    labels
-        The tensor named by ``target``.
     gains
         FloatTensor ``(N,)``: the normalisation factor of each clip.
     metadata
@@ -490,7 +488,7 @@ class GMNotes(Dataset):
 
     @property
     def labels(self) -> torch.Tensor:
-        """LongTensor ``(N,)``: the labels named by ``target``."""
+        """LongTensor ``(N,)``: the labels named by ``target`` (what ``ds[i][1]`` holds)."""
         return {
             "family": self.families,
             "program": self.programs,
@@ -687,9 +685,6 @@ class Mixtures(Dataset):
     notes
         List of N float64 arrays ``(n_notes, 5)``: onset (s), offset (s), MIDI pitch, velocity,
         stem index, sorted by onset.
-    piano_rolls
-        BoolTensor ``(N, 128, F)``, ``F = 4 * FRAME_RATE``: pitch ``p`` sounds in frame ``f``
-        (note-on to note-off, :data:`FRAME_RATE` frames a second) in any stem.
     programs
         LongTensor ``(N, n_instruments)``: the GM program of each stem.
     metadata
@@ -770,7 +765,11 @@ class Mixtures(Dataset):
 
     @property
     def piano_rolls(self) -> torch.Tensor:
-        """BoolTensor ``(N, 128, F)``: the piano roll of every excerpt (all stems)."""
+        """BoolTensor ``(N, 128, F)``, ``F = 4 * FRAME_RATE``: the piano roll of every excerpt.
+
+        Pitch ``p`` sounds in frame ``f`` (note-on to note-off, :data:`FRAME_RATE` frames a
+        second) in any stem.
+        """
         if self._rolls is None:
             self._rolls = torch.stack([self.piano_roll(i) for i in range(len(self))])
         return self._rolls

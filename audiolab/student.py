@@ -1,7 +1,8 @@
 """The student edition: chapter notebooks without the solutions to their exercises.
 
-Every cell of a solution, from the markdown cell that opens it (```` ```{solution-start} ````)
-to the one that closes it (```` ```{solution-end} ````), carries the cell tag ``solution``.
+Every cell of a solution, from the markdown cell that opens it (the ``solution-start``
+directive of sphinx-exercise) to the one that closes it (``solution-end``), carries the cell tag
+``solution``.
 :func:`student_edition` deletes those cells and keeps everything else (the exercise statements,
 the committed outputs of the other cells), so the copy still runs top to bottom.
 ``python -m audiolab student`` (or ``make student``) writes the copies of every chapter into a

@@ -101,12 +101,18 @@ def test_chapter_page_shows_plots_audio_and_results(page, chapter):
     text = page.inner_text("main")
     assert '"mode": "full"' in text, f"{chapter}: the results cell does not show a full run"
     assert "Exercise" in text and "Solution" in text
-    # Solutions are collapsed until the reader opens them (sphinx-togglebutton's dropdown).
+    # Solutions are collapsed until the reader opens them (sphinx-togglebutton's dropdown: its
+    # script marks them toggle-hidden, its style makes their content invisible and flat).
+    page.wait_for_function(
+        "() => document.querySelectorAll('div.solution.toggle-hidden').length > 0", timeout=10_000
+    )
     solutions = page.eval_on_selector_all(
         "div.solution",
         """els => els.map(e => {
             const body = e.querySelector(':scope > :not(.admonition-title)');
-            return [e.classList.contains('dropdown'), !body || body.offsetParent === null];
+            const hidden = !body || getComputedStyle(body).visibility === 'hidden'
+                && body.getBoundingClientRect().height === 0;
+            return [e.classList.contains('dropdown'), hidden];
         })""",
     )
     assert solutions, f"{chapter}: no solutions on the page"
