@@ -109,3 +109,21 @@ def sample_rate(value: Any, name: str = "sample_rate") -> int:
     if value <= 0:
         raise ValueError(f"{name} must be a positive number of Hz, got {value}")
     return int(value)
+
+
+def split_and_size(split: Any, size: Any, splits: Any, sizes: Any) -> str:
+    """Check a corpus's ``split`` and ``size`` and return the size (``None``: the run's mode).
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is not one of ``splits`` or ``size`` not one of ``sizes``.
+    """
+    from . import settings
+
+    if not isinstance(split, str) or split not in splits:
+        raise ValueError(f"split must be one of {tuple(splits)}, got {split!r}")
+    size = size or settings.mode()
+    if not isinstance(size, str) or size not in sizes:
+        raise ValueError(f"size must be one of {tuple(sizes)} or None, got {size!r}")
+    return size

@@ -277,11 +277,7 @@ def _build_spoken_digits(
 
 def _check_args(split: str, size: str | None, sample_rate: int, seed: int = 0) -> str:
     """Validate the common arguments; return the size (``None`` follows the mode)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    size = size or settings.mode()
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)} or None, got {size!r}")
+    size = checks.split_and_size(split, size, SPLITS, SIZES)
     checks.sample_rate(sample_rate)
     checks.integer("seed", seed, minimum=0)
     return size

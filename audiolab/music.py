@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiolab import checks, settings
+from audiolab import checks
 from audiolab.cache import cached_arrays
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -282,11 +282,7 @@ def _check_sample_rate(sample_rate: Any) -> int:
 
 
 def _check_common(split: str, size: str | None, sample_rate: Any) -> tuple[str, int]:
-    if not isinstance(split, str) or split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    size = size or settings.mode()
-    if not isinstance(size, str) or size not in NOTE_SIZES:
-        raise ValueError(f"size must be one of {tuple(NOTE_SIZES)} or None, got {size!r}")
+    size = checks.split_and_size(split, size, SPLITS, NOTE_SIZES)
     return size, _check_sample_rate(sample_rate)
 
 
