@@ -40,12 +40,19 @@ def execute_notebook(path: Path, output: Path, timeout: int = 1800) -> float:
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
+    try:
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
+    except Exception:
+        # keep what ran, with the error in the failing cell, for reading (never over the original)
+        failed = output.with_name(f"{output.stem}.failed.ipynb")
+        nbformat.write(nb, failed)
+        print(f"  the outputs up to the failing cell are in {failed}", file=sys.stderr)
+        raise
     elapsed = time.perf_counter() - start
     tmp = output.with_name(f".{output.name}.tmp")
     nbformat.write(nb, tmp)

@@ -76,3 +76,18 @@ def test_describe_is_short_and_has_no_paths():
     assert text.startswith(f"mode {settings.mode()} on ")
     assert "torch" in text and "/" not in text.split("(")[0]
     assert str(settings.cache_dir()) not in text
+
+
+def test_cli_lab_keeps_the_outputs_of_a_failing_notebook(tmp_path, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('ran')"), nbformat.v4.new_code_cell("1 / 0")]
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, path)
+    assert cli.main(["lab", str(path), "--output-dir", str(tmp_path / "out")]) == 1
+    assert "ZeroDivisionError" in capsys.readouterr().err
+    failed = nbformat.read(tmp_path / "out" / "99_broken.failed.ipynb", as_version=4)
+    assert failed.cells[0].outputs[0]["text"] == "ran\n"
+    assert failed.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
+    assert not (tmp_path / "out" / "99_broken.ipynb").exists()
