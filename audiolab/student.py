@@ -11,6 +11,8 @@ folder of their own.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -98,6 +100,57 @@ def student_edition(nb: Any, name: str = "notebook") -> Any:
     out["cells"] = [c for i, c in enumerate(out["cells"]) if i not in drop]
     out.setdefault("metadata", {})["audiolab"] = {"edition": "student"}
     return out
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """Names a code cell binds, and the names it reads without binding them itself."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    tree = ast.parse(TransformerManager().transform_cell(source))  # %magics become calls
+    bound: set[str] = set()
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound, read - bound - set(dir(builtins))
+
+
+def solution_leaks(nb: Any, name: str = "notebook") -> list[str]:
+    """Names that a later non-solution code cell reads from a solution cell (should be empty).
+
+    The student edition drops the solution cells, so a chapter cell must not depend on a name
+    that a solution binds: in the student copy that name is missing (a ``NameError``), or
+    holds the value from before the solution (the results change). This is a static check of
+    the notebook's code (it does not see a solution that mutates an object in place).
+
+    Returns
+    -------
+    list of str
+        One line per leak: the cell that reads the name, and the name.
+    """
+    spans = set(solution_cells(nb, name))
+    from_solutions: set[str] = set()
+    leaks = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        bound, read = _names(source)
+        if i in spans:
+            from_solutions |= bound
+            continue
+        for n in sorted(read & from_solutions):
+            leaks.append(f"cell {i} reads {n!r}, bound in a solution")
+        from_solutions -= bound  # a chapter cell that binds the name again makes it safe
+    return leaks
 
 
 def write_student_editions(notebooks: Iterable[Path], output_dir: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """The student edition: no solution survives, the exercises do, and the tags are checked.
 
-That the student copies still run top to bottom in quick mode is checked by ``make
-student-check`` (nbval on the copies), part of ``make test``.
+That the student copies still run top to bottom is checked statically here (no chapter cell
+reads a name that a solution binds); ``make student-check`` also executes the copies (nbval).
 """
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from audiolab import cli
-from audiolab.student import SolutionTagError, solution_cells, student_edition
+from audiolab.student import SolutionTagError, solution_cells, solution_leaks, student_edition
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -103,3 +103,24 @@ def test_cli_refuses_to_overwrite_the_originals(capsys):
     folder = str(NOTEBOOKS[0].parent)
     assert cli.main(["student", "--output-dir", folder, "1"]) == 2
     assert "overwrite the original" in capsys.readouterr().err
+
+
+def test_solution_leaks_are_found():
+    nb = _nb(
+        ("code", "%matplotlib inline\nimport numpy as np\nmodel = 1", None),
+        ("markdown", START, ["solution"]),
+        ("code", "extra = np.zeros(3)\nmodel = 2\ndef helper(k):\n    return k", ["solution"]),
+        ("markdown", END, ["solution"]),
+        ("code", "for k in range(2):\n    print(k, model, helper(k))", None),
+        ("code", "extra = 5\nprint(extra, len([k for k in range(3)]))", None),
+    )
+    assert solution_leaks(nb) == [
+        "cell 4 reads 'helper', bound in a solution",
+        "cell 4 reads 'model', bound in a solution",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_chapter_cell_depends_on_a_solution(path):
+    nb = nbformat.read(path, as_version=4)
+    assert solution_leaks(nb, path.name) == []
