@@ -1,4 +1,5 @@
-"""Data augmentation on device batches: noise, speed changes and SpecAugment.
+"""Data augmentation on device batches: noise, speed changes, SpecAugment, and domain
+randomisation (rooms, microphones, telephone lines, levels, clipping).
 
 Each augmentation is a small :class:`torch.nn.Module` that takes a whole batch on its device and
 returns a batch of the same shape, dtype and device. They are meant for
@@ -265,3 +266,357 @@ class Compose(nn.Module):
     def __repr__(self) -> str:
         inner = "".join(f"\n  {t!r}" for t in self.transforms)
         return f"Compose({inner}\n)"
+
+
+# --- Domain randomisation: rooms, microphones, channels, levels --------------------------------
+# Synthetic speech is too clean: digital silence, one "microphone", no room, full bandwidth. The
+# modules below make a training batch sound as if it had been recorded somewhere real. Each draws
+# its parameters per example, runs on the batch's device and is the identity in eval mode.
+
+
+def _range(name: str, value: float | tuple[float, float], **kw: bool) -> tuple[float, float]:
+    """A ``(low, high)`` range from a number or a pair, checked."""
+    low, high = (value, value) if isinstance(value, int | float) else value
+    low, high = checks.number(name, low, **kw), checks.number(name, high, **kw)
+    if low > high:
+        raise ValueError(f"{name} must be (low, high) with low <= high, got {value!r}")
+    return low, high
+
+
+def _probability(p: float) -> float:
+    p = checks.number("p", p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    return p
+
+
+def room_impulse_responses(
+    rt60: Tensor,
+    drr_db: Tensor,
+    sample_rate: int = 16000,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Synthetic room impulse responses with the asked reverberation times, one per row.
+
+    Polack's statistical model of a diffuse late field: Gaussian noise under an exponential
+    envelope whose energy falls by 60 dB in ``RT60`` seconds,
+    ``h[n] = w[n] · 10^(−3 n / (f_s · RT60))``, preceded by a unit direct path; the late part
+    starts 2.5 ms after it and is scaled so that the direct-to-reverberant energy ratio is
+    ``drr_db``. Length: ``1.2 · max(RT60)`` seconds. Each response is normalised to unit energy.
+
+    Parameters
+    ----------
+    rt60, drr_db
+        ``(batch,)`` reverberation times in seconds (> 0) and direct-to-reverberant ratios in dB.
+    sample_rate
+        In Hz.
+    generator
+        Random source (``None``: torch's global state); the device is ``rt60``'s.
+
+    Returns
+    -------
+    Tensor
+        ``(batch, taps)``.
+    """
+    sample_rate = checks.sample_rate(sample_rate)
+    if rt60.ndim != 1 or drr_db.shape != rt60.shape or not bool((rt60 > 0).all()):
+        raise ValueError("rt60 and drr_db must be (batch,) tensors with rt60 > 0 seconds")
+    taps = max(int(1.2 * float(rt60.max()) * sample_rate), 8)
+    delay = max(int(0.0025 * sample_rate), 1)
+    n = torch.arange(taps, device=rt60.device, dtype=torch.float32)
+    envelope = 10.0 ** (-3.0 * n / (sample_rate * rt60[:, None].float()))
+    noise = torch.randn(len(rt60), taps, device=rt60.device, generator=generator)
+    late = noise * envelope
+    late[:, :delay] = 0.0
+    late_energy = late.pow(2).sum(1, keepdim=True).clamp_min(1e-12)
+    late = late * torch.sqrt(10.0 ** (-drr_db[:, None].float() / 10.0) / late_energy)
+    late[:, 0] = 1.0  # the direct path (energy 1; reverberant energy 10^(-DRR/10))
+    return late / late.pow(2).sum(1, keepdim=True).sqrt()
+
+
+def _keep_rms(y: Tensor, x: Tensor) -> Tensor:
+    """``y`` scaled to the RMS of ``x`` (per row)."""
+    target = x.pow(2).mean(1, keepdim=True).sqrt()
+    return y * target / y.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-8)
+
+
+class Reverb(_Random):
+    """Convolve a random subset of the batch with synthetic room impulse responses.
+
+    Each chosen example gets its own response from :func:`room_impulse_responses` with
+    ``RT60`` uniform in ``rt60`` seconds and direct-to-reverberant ratio uniform in ``drr_db``
+    (living rooms and offices: 0.2–0.8 s; a small hall: over 1 s). The result keeps the
+    example's length (the tail past the end is cut) and its RMS level.
+    """
+
+    def __init__(
+        self,
+        rt60: float | tuple[float, float] = (0.2, 0.9),
+        drr_db: float | tuple[float, float] = (-3.0, 12.0),
+        p: float = 0.5,
+        sample_rate: int = 16000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.rt60 = _range("rt60", rt60, positive=True)
+        self.drr_db = _range("drr_db", drr_db)
+        self.p, self.sample_rate = _probability(p), checks.sample_rate(sample_rate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_waveforms(x, "Reverb")
+        if not self.training or self.p == 0:
+            return x
+        dev = x.device
+        rows = (self.rand(len(x), device=dev) < self.p).nonzero().flatten()
+        if len(rows) == 0:
+            return x
+        (lo, hi), (dlo, dhi) = self.rt60, self.drr_db
+        rt60 = lo + (hi - lo) * self.rand(len(rows), device=dev)
+        drr = dlo + (dhi - dlo) * self.rand(len(rows), device=dev)
+        rir = room_impulse_responses(rt60, drr, self.sample_rate, self.generator(dev))
+        wet = AF.fftconvolve(x[rows].float(), rir)[:, : x.shape[1]]
+        out = x.clone()
+        out[rows] = _keep_rms(wet, x[rows].float()).to(x.dtype)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"rt60={self.rt60}, drr_db={self.drr_db}, p={self.p}, seed={self.seed}"
+
+
+def _biquad_peaking(
+    f0: Tensor, gain_db: Tensor, q: Tensor, sample_rate: int
+) -> tuple[Tensor, Tensor]:
+    """RBJ audio-EQ-cookbook peaking filters, one per row: ``(b, a)`` of shape ``(batch, 3)``."""
+    amp = 10.0 ** (gain_db / 40.0)
+    w0 = 2 * torch.pi * f0 / sample_rate
+    alpha = torch.sin(w0) / (2 * q)
+    cos = torch.cos(w0)
+    b = torch.stack([1 + alpha * amp, -2 * cos, 1 - alpha * amp], 1)
+    a = torch.stack([1 + alpha / amp, -2 * cos, 1 - alpha / amp], 1)
+    return b / a[:, :1], a / a[:, :1]
+
+
+def _biquad_pass(kind: str, f0: Tensor, q: float, sample_rate: int) -> tuple[Tensor, Tensor]:
+    """RBJ high-pass or low-pass filters (``kind`` ``"high"`` or ``"low"``), one per row."""
+    w0 = 2 * torch.pi * f0 / sample_rate
+    alpha, cos = torch.sin(w0) / (2 * q), torch.cos(w0)
+    if kind == "high":
+        b = torch.stack([(1 + cos) / 2, -(1 + cos), (1 + cos) / 2], 1)
+    else:
+        b = torch.stack([(1 - cos) / 2, 1 - cos, (1 - cos) / 2], 1)
+    a = torch.stack([1 + alpha, -2 * cos, 1 - alpha], 1)
+    return b / a[:, :1], a / a[:, :1]
+
+
+def _filter(x: Tensor, b: Tensor, a: Tensor) -> Tensor:
+    """Filter each row of ``x`` with its own biquad (torchaudio's batched ``lfilter``)."""
+    return AF.lfilter(x, a.to(x.dtype), b.to(x.dtype), clamp=False, batching=True)
+
+
+class MicrophoneEQ(_Random):
+    """Colour a random subset of the batch like a different microphone and preamp would.
+
+    Per example: a high-pass at ``low_cut`` Hz (small microphones and laptop inputs cut the
+    bass), a low-pass at ``high_cut`` Hz, and ``n_bands`` peaking filters (RBJ cookbook
+    biquads) at log-uniform frequencies with gains uniform in ``gain_db`` and Q in 0.7–3.
+    The RMS level is kept.
+    """
+
+    def __init__(
+        self,
+        gain_db: float | tuple[float, float] = (-8.0, 8.0),
+        n_bands: int = 3,
+        low_cut: float | tuple[float, float] = (40.0, 300.0),
+        high_cut: float | tuple[float, float] = (3500.0, 7800.0),
+        p: float = 0.7,
+        sample_rate: int = 16000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.sample_rate = checks.sample_rate(sample_rate)
+        self.gain_db = _range("gain_db", gain_db)
+        self.n_bands = checks.integer("n_bands", n_bands, minimum=0)
+        self.low_cut = _range("low_cut", low_cut, positive=True)
+        self.high_cut = _range("high_cut", high_cut, positive=True)
+        if self.high_cut[1] >= sample_rate / 2:
+            raise ValueError(
+                f"high_cut must stay below the Nyquist frequency {sample_rate / 2:g} Hz, "
+                f"got {high_cut!r}"
+            )
+        self.p = _probability(p)
+
+    def _uniform(self, bounds: tuple[float, float], n: int, dev: torch.device, log: bool = False):
+        lo, hi = bounds
+        if log:
+            lo, hi = torch.tensor(lo).log().item(), torch.tensor(hi).log().item()
+        u = lo + (hi - lo) * self.rand(n, device=dev)
+        return u.exp() if log else u
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_waveforms(x, "MicrophoneEQ")
+        if not self.training or self.p == 0:
+            return x
+        dev = x.device
+        rows = (self.rand(len(x), device=dev) < self.p).nonzero().flatten()
+        if len(rows) == 0:
+            return x
+        m, sr = len(rows), self.sample_rate
+        y = x[rows].float()
+        y = _filter(y, *_biquad_pass("high", self._uniform(self.low_cut, m, dev, True), 0.707, sr))
+        y = _filter(y, *_biquad_pass("low", self._uniform(self.high_cut, m, dev, True), 0.707, sr))
+        for _ in range(self.n_bands):
+            f0 = self._uniform((100.0, 0.85 * self.high_cut[0]), m, dev, log=True)
+            gain = self._uniform(self.gain_db, m, dev)
+            q = self._uniform((0.7, 3.0), m, dev)
+            y = _filter(y, *_biquad_peaking(f0, gain, q, sr))
+        out = x.clone()
+        out[rows] = _keep_rms(y, x[rows].float()).to(x.dtype)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"gain_db={self.gain_db}, n_bands={self.n_bands}, low_cut={self.low_cut}, "
+                f"high_cut={self.high_cut}, p={self.p}, seed={self.seed}")
+
+
+class TelephoneBand(_Random):
+    """Send a random subset of the batch through a narrowband telephone channel and back.
+
+    Band-pass 300–3400 Hz (two RBJ biquads each side), resampling to 8 kHz and back up to the
+    original rate, and optionally G.711 μ-law companding with 8 bits per sample (what a
+    landline call does to speech). The RMS level is kept.
+    """
+
+    def __init__(
+        self, p: float = 0.3, mu_law: bool = True, sample_rate: int = 16000, seed: int | None = None
+    ) -> None:
+        super().__init__(seed)
+        self.p, self.mu_law = _probability(p), bool(mu_law)
+        self.sample_rate = checks.sample_rate(sample_rate)
+        if self.sample_rate < 8000:
+            raise ValueError(
+                f"TelephoneBand needs a sample rate of at least 8000 Hz, got {sample_rate}"
+            )
+
+    def channel(self, x: Tensor) -> Tensor:
+        """The telephone channel applied to every row of ``x`` (no randomness)."""
+        _check_waveforms(x, "TelephoneBand")
+        sr, m = self.sample_rate, len(x)
+        y = x.float()
+        low, high = (torch.full((m,), f, device=x.device) for f in (300.0, 3400.0))
+        for _ in range(2):
+            y = _filter(y, *_biquad_pass("high", low, 0.707, sr))
+            y = _filter(y, *_biquad_pass("low", high, 0.707, sr))
+        if sr != 8000:
+            y = AF.resample(y, sr, 8000)
+        if self.mu_law:
+            peak = y.abs().amax(1, keepdim=True).clamp_min(1e-8)
+            y = AF.mu_law_decoding(AF.mu_law_encoding(y / peak, 256), 256) * peak
+        if sr != 8000:
+            y = AF.resample(y, 8000, sr)[:, : x.shape[1]]
+        return _keep_rms(y, x.float()).to(x.dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_waveforms(x, "TelephoneBand")
+        if not self.training or self.p == 0:
+            return x
+        rows = (self.rand(len(x), device=x.device) < self.p).nonzero().flatten()
+        if len(rows) == 0:
+            return x
+        out = x.clone()
+        out[rows] = self.channel(x[rows])
+        return out
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mu_law={self.mu_law}, seed={self.seed}"
+
+
+class ShiftAndGain(_Random):
+    """Move each example's onset by a random delay and change its level by a random gain.
+
+    The waveform is shifted right by up to ``max_shift`` seconds or left by up to the same
+    (zeros come in at the edge; content pushed past the edge is lost: keep ``max_shift``
+    smaller than the silence around the word) and scaled by a gain uniform in ``gain_db``.
+    """
+
+    def __init__(
+        self,
+        max_shift: float = 0.15,
+        gain_db: float | tuple[float, float] = (-20.0, 6.0),
+        sample_rate: int = 16000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.max_shift = checks.number("max_shift", max_shift, non_negative=True)
+        self.gain_db = _range("gain_db", gain_db)
+        self.sample_rate = checks.sample_rate(sample_rate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_waveforms(x, "ShiftAndGain")
+        if not self.training:
+            return x
+        batch, n = x.shape
+        dev = x.device
+        most = min(int(self.max_shift * self.sample_rate), n - 1)
+        shift = ((2 * self.rand(batch, device=dev) - 1) * most).round().long()
+        index = torch.arange(n, device=dev)[None, :] - shift[:, None]
+        inside = (index >= 0) & (index < n)
+        y = torch.gather(x, 1, index.clamp(0, n - 1)) * inside
+        lo, hi = self.gain_db
+        gain = 10.0 ** ((lo + (hi - lo) * self.rand(batch, device=dev)) / 20.0)
+        return y * gain[:, None].to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"max_shift={self.max_shift}, gain_db={self.gain_db}, seed={self.seed}"
+
+
+class Clip(_Random):
+    """Hard-clip a random subset of the batch at a random fraction of each example's peak.
+
+    What an overdriven microphone preamp or a too-hot recording level does: samples beyond
+    ``±c · max|x|`` are cut to that value, with ``c`` uniform in ``ceiling``.
+    """
+
+    def __init__(
+        self, ceiling: float | tuple[float, float] = (0.3, 0.9), p: float = 0.1,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.ceiling = _range("ceiling", ceiling, positive=True)
+        if self.ceiling[1] > 1:
+            raise ValueError(f"ceiling is a fraction of the peak, in (0, 1]; got {ceiling!r}")
+        self.p = _probability(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_waveforms(x, "Clip")
+        if not self.training or self.p == 0:
+            return x
+        batch, dev = len(x), x.device
+        lo, hi = self.ceiling
+        level = (lo + (hi - lo) * self.rand(batch, device=dev)) * x.abs().amax(1)
+        chosen = self.rand(batch, device=dev) < self.p
+        level = torch.where(chosen, level, torch.full_like(level, float("inf")))[:, None]
+        return torch.maximum(torch.minimum(x, level.to(x.dtype)), -level.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"ceiling={self.ceiling}, p={self.p}, seed={self.seed}"
+
+
+def domain_randomisation(sample_rate: int = 16000, seed: int | None = None) -> Compose:
+    """The recording chain a synthetic clip is pushed through to sound like a real recording.
+
+    In order: onset shift and level (:class:`ShiftAndGain`), a room (:class:`Reverb`), a
+    microphone (:class:`MicrophoneEQ`), sometimes a telephone line (:class:`TelephoneBand`),
+    a room-tone noise floor instead of digital silence (pink or brown noise at 25–50 dB SNR,
+    :class:`AddNoise`), and now and then clipping (:class:`Clip`). The seeds of the parts are
+    derived from ``seed``.
+    """
+    s = (lambda k: None) if seed is None else (lambda k: seed * 7 + k)
+    return Compose(
+        ShiftAndGain(sample_rate=sample_rate, seed=s(1)),
+        Reverb(sample_rate=sample_rate, seed=s(2)),
+        MicrophoneEQ(sample_rate=sample_rate, seed=s(3)),
+        TelephoneBand(sample_rate=sample_rate, seed=s(4)),
+        AddNoise(kinds=("pink", "brown"), snr_db=(25.0, 50.0), p=0.9, sample_rate=sample_rate,
+                 seed=s(5)),
+        Clip(seed=s(6)),
+    )

@@ -119,3 +119,118 @@ def test_device_preserved_on_cuda() -> None:
     y = Compose(SpeedPerturb(), AddNoise(p=1.0, seed=0))(x)
     assert y.is_cuda and y.shape == x.shape
     assert SpecAugment()(torch.randn(2, 64, 101, device="cuda")).is_cuda
+
+
+# --- domain randomisation ---------------------------------------------------------------------
+from audiolab.augment import (  # noqa: E402
+    Clip,
+    MicrophoneEQ,
+    Reverb,
+    ShiftAndGain,
+    TelephoneBand,
+    domain_randomisation,
+    room_impulse_responses,
+)
+
+
+def _rt60_schroeder(h: torch.Tensor) -> float:
+    """RT60 from the Schroeder energy decay curve, by a line fitted between -5 and -25 dB (T20)."""
+    edc = h.double().pow(2).flip(0).cumsum(0).flip(0)
+    edc_db = 10 * torch.log10(edc / edc[0])
+    t = torch.arange(len(h), dtype=torch.float64) / SR
+    fit = (edc_db <= -5) & (edc_db >= -25)
+    slope = torch.linalg.lstsq(
+        torch.stack([t[fit], torch.ones_like(t[fit])], 1), edc_db[fit, None]
+    ).solution[0, 0]
+    return float(-60.0 / slope)
+
+
+def test_room_impulse_responses_have_the_asked_rt60_and_drr() -> None:
+    rt60 = torch.tensor([0.3, 0.6, 1.0])
+    torch.manual_seed(0)
+    rir = room_impulse_responses(rt60, torch.full((3,), -10.0), SR)
+    assert rir.shape == (3, int(1.2 * 1.0 * SR))
+    for k in range(3):
+        assert _rt60_schroeder(rir[k]) == pytest.approx(float(rt60[k]), rel=0.1)
+    torch.testing.assert_close(rir.pow(2).sum(1), torch.ones(3))
+    rir = room_impulse_responses(torch.full((2,), 0.5), torch.tensor([0.0, 10.0]), SR)
+    direct, late = rir[:, 0] ** 2, rir[:, 1:].pow(2).sum(1)
+    torch.testing.assert_close(10 * torch.log10(direct / late), torch.tensor([0.0, 10.0]))
+    with pytest.raises(ValueError, match="rt60 > 0"):
+        room_impulse_responses(torch.tensor([0.0]), torch.tensor([0.0]))
+
+
+def test_reverb_smears_in_time_keeps_level_and_is_identity_in_eval() -> None:
+    click = torch.zeros(4, SR)
+    click[:, 1000] = 1.0
+    wet = Reverb(rt60=0.5, drr_db=0.0, p=1.0, seed=0)(click)
+    assert wet.shape == click.shape
+    tail = wet[:, 1000 + int(0.1 * SR) :].pow(2).sum(1) / wet.pow(2).sum(1)
+    assert (tail > 0.01).all()  # energy 100 ms after the click: a room, not a dry signal
+    torch.testing.assert_close(wet.pow(2).mean(1), click.pow(2).mean(1))
+    assert torch.equal(Reverb(p=1.0).eval()(click), click)
+    assert torch.equal(Reverb(p=0.0)(click), click)
+    with pytest.raises(ValueError, match="low <= high"):
+        Reverb(rt60=(1.0, 0.2))
+
+
+def _band_energy(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    spec = torch.fft.rfft(x).abs().pow(2)
+    f = torch.fft.rfftfreq(x.shape[-1], 1 / SR)
+    return spec[:, (f >= lo) & (f < hi)].sum(1) / spec.sum(1)
+
+
+def test_telephone_band_removes_low_and_high_frequencies() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, SR) * 0.1
+    y = TelephoneBand(p=1.0, seed=0)(x)
+    assert y.shape == x.shape
+    assert (_band_energy(y, 4200, 8000) < 1e-3).all()  # above the 8 kHz channel's Nyquist
+    assert (_band_energy(y, 0, 150) < 0.01).all()
+    assert (_band_energy(y, 500, 3000) > 0.8).all()
+    with pytest.raises(ValueError, match="8000"):
+        TelephoneBand(sample_rate=4000)
+
+
+def test_microphone_eq_colours_the_spectrum_but_not_the_level() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(16, SR) * 0.1
+    y = MicrophoneEQ(p=1.0, seed=0)(x)
+    torch.testing.assert_close(y.pow(2).mean(1), x.pow(2).mean(1), rtol=1e-3, atol=1e-6)
+    bands = [(100, 400), (400, 1500), (1500, 3000)]
+    ratio = torch.stack([_band_energy(y, *b) / _band_energy(x, *b) for b in bands], 1)
+    assert ratio.std(0).min() > 0.05  # each example coloured differently
+    flat = MicrophoneEQ(gain_db=0.0, low_cut=1.0, high_cut=7900.0, p=1.0, seed=0)(x)
+    assert (_band_energy(flat, 200, 3500) / _band_energy(x, 200, 3500) - 1).abs().max() < 0.05
+    with pytest.raises(ValueError, match="Nyquist"):
+        MicrophoneEQ(high_cut=(3000.0, 9000.0))
+
+
+def test_shift_and_gain_moves_and_scales() -> None:
+    x = torch.zeros(64, 1000)
+    x[:, 500] = 1.0
+    y = ShiftAndGain(max_shift=0.01, gain_db=(-6.0, 0.0), sample_rate=SR, seed=0)(x)
+    where = y.abs().argmax(1)
+    assert (where - 500).abs().max() <= 160 and len(where.unique()) > 10
+    peak = y.abs().amax(1)
+    assert peak.min() >= 10 ** (-6 / 20) - 1e-6 and peak.max() <= 1.0 + 1e-6
+
+
+def test_clip_limits_the_peak_of_the_chosen_examples() -> None:
+    x = tones(440.0, batch=100)
+    y = Clip(ceiling=0.5, p=0.5, seed=0)(x)
+    clipped = (y != x).any(1)
+    assert 0.3 < clipped.float().mean() < 0.7
+    torch.testing.assert_close(y[clipped].abs().amax(1), torch.full((int(clipped.sum()),), 0.25))
+    with pytest.raises(ValueError, match="fraction"):
+        Clip(ceiling=(0.5, 2.0))
+
+
+def test_domain_randomisation_chain_is_seeded_finite_and_eval_identity() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(8, SR) * 0.1
+    a, b = domain_randomisation(seed=3)(x), domain_randomisation(seed=3)(x)
+    assert torch.equal(a, b) and a.shape == x.shape and torch.isfinite(a).all()
+    assert not torch.equal(a, x)
+    chain = domain_randomisation().eval()
+    assert torch.equal(chain(x), x)
