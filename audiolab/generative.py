@@ -15,6 +15,8 @@ classifier trained on our own real audio in place of the Inception network:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -64,6 +66,14 @@ def inception_score(probs: torch.Tensor | np.ndarray, splits: int = 1) -> tuple[
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """Principal matrix square root, quietly (SciPy versions differ in what sqrtm returns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ill-conditioning is handled by the caller
+        root = linalg.sqrtm(matrix)
+    return root[0] if isinstance(root, tuple) else root
+
+
 def frechet_distance(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to embeddings ``a`` and ``b`` (samples, dims).
 
@@ -76,10 +86,10 @@ def frechet_distance(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray)
         raise ValueError(f"embedding sizes differ: {x.shape[1]} vs {y.shape[1]}")
     mu = x.mean(0) - y.mean(0)
     cov_x, cov_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
-    root, _ = linalg.sqrtm(cov_x @ cov_y, disp=False)
+    root = _sqrtm(cov_x @ cov_y)
     if not np.isfinite(root).all():  # singular product: regularise as the FID reference code does
         eps = np.eye(len(cov_x)) * 1e-6
-        root = linalg.sqrtm((cov_x + eps) @ (cov_y + eps))
+        root = _sqrtm((cov_x + eps) @ (cov_y + eps))
     if np.iscomplexobj(root):
         if np.abs(root.imag).max() > 1e-3 * max(1.0, np.abs(root.real).max()):
             raise ValueError("the covariance square root is far from real; use more samples "
