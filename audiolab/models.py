@@ -466,3 +466,93 @@ def _train(
         "device": str(device),
         "versions": settings.versions(),
     }
+
+
+def fine_tune_digit_classifier(
+    model: DigitCNN,
+    train: Any,
+    valid: Any,
+    *,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    body_lr_scale: float = 0.1,
+    freeze_features: bool = False,
+    augment: bool = True,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[DigitCNN, Any]:
+    """Transfer learning: adapt a pretrained digit classifier to a few real speakers.
+
+    A copy of ``model`` (e.g. :func:`pretrained_digit_classifier`, trained on synthetic voices
+    only) is trained on ``train`` (e.g. :class:`audiolab.datasets.FSDD` recordings of a few
+    speakers); ``model`` itself is left as it was. The classifier's last linear layer learns at
+    ``lr`` and the convolutional features at ``lr · body_lr_scale`` (*discriminative*
+    fine-tuning: the features already separate digits, so they should only move a little), or
+    not at all with ``freeze_features`` (a linear probe; batch-norm statistics still adapt to
+    the new recordings). Adam, cosine schedule, early stopping on the validation loss; with
+    ``augment``, the speed and noise augmentation of :func:`train_digit_classifier`, since a
+    few speakers are few examples.
+
+    Parameters
+    ----------
+    model
+        The pretrained classifier (front end included: it takes 16 kHz waveforms).
+    train, valid
+        ``(waveforms, labels)`` or datasets with ``.waveforms`` and ``.labels``, 16 kHz.
+    epochs, lr, body_lr_scale, batch_size
+        Training length and learning rates (``body_lr_scale`` in ``[0, 1]``).
+    freeze_features
+        Train only the last linear layer.
+    augment, device, seed, progress
+        As in :func:`train_digit_classifier`.
+
+    Returns
+    -------
+    (DigitCNN, History)
+        The fine-tuned copy, in eval mode, and its training history.
+    """
+    import copy
+
+    from audiolab.augment import AddNoise, Compose, SpeedPerturb
+    from audiolab.classification import accuracy
+    from audiolab.training import EarlyStopping, fit
+
+    if not isinstance(model, DigitCNN):
+        raise TypeError(f"model must be a DigitCNN, got {type(model).__name__}")
+    epochs = checks.integer("epochs", epochs)
+    batch_size = checks.integer("batch_size", batch_size)
+    lr = checks.number("lr", lr, positive=True)
+    body_lr_scale = checks.number("body_lr_scale", body_lr_scale, non_negative=True)
+    if body_lr_scale > 1:
+        raise ValueError(f"body_lr_scale must be in [0, 1], got {body_lr_scale:g}")
+    tuned = copy.deepcopy(model)
+    head = list(tuned.head.parameters())
+    body = [p for name, p in tuned.named_parameters() if not name.startswith("head.")]
+    for p in body:
+        p.requires_grad_(not freeze_features and body_lr_scale > 0)
+    groups = [{"params": head, "lr": lr}]
+    if not freeze_features and body_lr_scale > 0:
+        groups.append({"params": body, "lr": lr * body_lr_scale})
+    history = fit(
+        tuned,
+        train,
+        valid,
+        nn.CrossEntropyLoss(),
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=lambda _params: torch.optim.Adam(groups),
+        scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs),
+        train_transform=(
+            Compose(SpeedPerturb(), AddNoise(snr_db=(5.0, 30.0), p=0.5)) if augment else None
+        ),
+        metrics={"accuracy": accuracy},
+        early_stopping=EarlyStopping("valid_loss", "min", patience=max(3, epochs // 3)),
+        device=device,
+        seed=seed,
+        progress=progress,
+    )
+    for p in tuned.parameters():
+        p.requires_grad_(True)
+    return tuned.eval(), history

@@ -84,3 +84,48 @@ def test_pretrained_trains_caches_and_recovers(
 def test_pretrained_bad_size() -> None:
     with pytest.raises(ValueError, match="size"):
         models.pretrained_digit_classifier(size="huge")
+
+
+def _tones(labels: torch.Tensor, shift: int = 0) -> torch.Tensor:
+    """One second of a noisy tone per label: class k is 300·1.25^((k + shift) mod 10) Hz."""
+    g = torch.Generator().manual_seed(int(labels.sum()) + shift)
+    freq = 300.0 * 1.25 ** ((labels + shift) % 10).float()
+    t = torch.arange(16000) / 16000
+    phase = torch.rand(len(labels), 1, generator=g) * 6.28
+    x = torch.sin(2 * torch.pi * freq[:, None] * t + phase)
+    return 0.3 * x + 0.05 * torch.randn(len(labels), 16000, generator=g)
+
+
+def test_fine_tuning_adapts_a_copy_and_can_freeze_the_features() -> None:
+    torch.manual_seed(0)
+    labels = torch.arange(10).repeat(12)
+    source = DigitCNN(channels=(8, 16), dropout=0.0)
+    from audiolab.training import fit
+
+    fit(source, (_tones(labels), labels), None, torch.nn.CrossEntropyLoss(), epochs=20,
+        batch_size=20, lr=1e-2, device="cpu", progress=False)
+    source.eval()
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    # the target task: the same sounds with other names (a domain the source never saw)
+    target = (_tones(labels, shift=3), labels)
+    held_out = (_tones(labels[:40], shift=3), labels[:40])
+    with torch.no_grad():
+        assert (source(held_out[0]).argmax(1) == held_out[1]).float().mean() < 0.3
+    tuned, history = models.fine_tune_digit_classifier(
+        source, target, held_out, epochs=12, lr=3e-2, freeze_features=True, augment=False,
+        batch_size=20, device="cpu",
+    )
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # the original is untouched
+    tuned_state = tuned.state_dict()
+    for key in before:
+        if key.startswith("features.") and "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(tuned_state[key], before[key])  # frozen
+    assert not torch.equal(tuned_state["head.3.weight"], before["head.3.weight"])
+    with torch.no_grad():
+        assert (tuned(held_out[0]).argmax(1) == held_out[1]).float().mean() >= 0.8
+    assert len(history) >= 1 and all(p.requires_grad for p in tuned.parameters())
+    with pytest.raises(ValueError, match="body_lr_scale"):
+        models.fine_tune_digit_classifier(source, target, held_out, body_lr_scale=2.0)
+    with pytest.raises(TypeError, match="DigitCNN"):
+        models.fine_tune_digit_classifier(torch.nn.Linear(2, 2), target, held_out)
