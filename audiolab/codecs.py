@@ -85,28 +85,20 @@ def uniform_quantize(x: Tensor, bits: int, low: float | Tensor, high: float | Te
 
 
 class VQOutput(NamedTuple):
-    """What a vector quantiser returns.
+    """What a vector quantiser returns (``sg`` below is the stop-gradient)."""
 
-    Attributes
-    ----------
-    quantized
-        The code vectors, same shape as the input; in training the gradient passes straight
-        through to the input (``z + (e - z).detach()``).
-    codes
-        LongTensor of the chosen entries, the input's shape without the vector axis.
-    loss
-        The loss to add to the training loss: ``β · commitment`` (+ ``codebook`` without EMA).
-    commitment, codebook
-        ``mean ‖z − sg(e)‖²`` and ``mean ‖sg(z) − e‖²`` (sg = stop gradient).
-    perplexity
-        ``exp(entropy)`` of the code usage in this batch: how many entries are in use.
-    """
-
+    #: The code vectors, same shape as the input; in training the gradient passes straight
+    #: through to the input (``z + (e - z).detach()``).
     quantized: Tensor
+    #: LongTensor of the chosen entries, the input's shape without the vector axis.
     codes: Tensor
+    #: The loss to add to the training loss: ``β · commitment`` (+ ``codebook`` without EMA).
     loss: Tensor
+    #: ``mean ‖z − sg(e)‖²``.
     commitment: Tensor
+    #: ``mean ‖sg(z) − e‖²``.
     codebook: Tensor
+    #: ``exp(entropy)`` of the code usage in this batch: how many entries are in use.
     perplexity: Tensor
 
 
