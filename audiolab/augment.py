@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -52,6 +53,16 @@ class _Random(nn.Module):
     def rand(self, *shape: int, device: torch.device) -> Tensor:
         """Uniform numbers in [0, 1) on ``device``."""
         return torch.rand(shape, generator=self.generator(device), device=device)
+
+    def chosen_rows(self, x: Tensor, p: float) -> Tensor | None:
+        """Indices of the examples of ``x`` to augment, each with probability ``p``.
+
+        ``None`` when there is nothing to do: eval mode, ``p`` = 0, or no example drawn.
+        """
+        if not self.training or p == 0:
+            return None
+        rows = (self.rand(len(x), device=x.device) < p).nonzero().flatten()
+        return rows if len(rows) else None
 
 
 def _check_waveforms(x: Tensor, name: str) -> None:
@@ -364,12 +375,10 @@ class Reverb(_Random):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_waveforms(x, "Reverb")
-        if not self.training or self.p == 0:
+        rows = self.chosen_rows(x, self.p)
+        if rows is None:
             return x
         dev = x.device
-        rows = (self.rand(len(x), device=dev) < self.p).nonzero().flatten()
-        if len(rows) == 0:
-            return x
         (lo, hi), (dlo, dhi) = self.rt60, self.drr_db
         rt60 = lo + (hi - lo) * self.rand(len(rows), device=dev)
         drr = dlo + (dhi - dlo) * self.rand(len(rows), device=dev)
@@ -397,7 +406,11 @@ def _biquad_peaking(
 
 
 def _biquad_pass(kind: str, f0: Tensor, q: float, sample_rate: int) -> tuple[Tensor, Tensor]:
-    """RBJ high-pass or low-pass filters (``kind`` ``"high"`` or ``"low"``), one per row."""
+    """RBJ high-pass or low-pass filters (``kind`` ``"high"`` or ``"low"``), one per row.
+
+    The coefficients of :func:`torchaudio.functional.highpass_biquad` / ``lowpass_biquad``,
+    which take one cutoff for the whole batch; here each example gets its own.
+    """
     w0 = 2 * torch.pi * f0 / sample_rate
     alpha, cos = torch.sin(w0) / (2 * q), torch.cos(w0)
     if kind == "high":
@@ -448,18 +461,16 @@ class MicrophoneEQ(_Random):
     def _uniform(self, bounds: tuple[float, float], n: int, dev: torch.device, log: bool = False):
         lo, hi = bounds
         if log:
-            lo, hi = torch.tensor(lo).log().item(), torch.tensor(hi).log().item()
+            lo, hi = math.log(lo), math.log(hi)
         u = lo + (hi - lo) * self.rand(n, device=dev)
         return u.exp() if log else u
 
     def forward(self, x: Tensor) -> Tensor:
         _check_waveforms(x, "MicrophoneEQ")
-        if not self.training or self.p == 0:
+        rows = self.chosen_rows(x, self.p)
+        if rows is None:
             return x
         dev = x.device
-        rows = (self.rand(len(x), device=dev) < self.p).nonzero().flatten()
-        if len(rows) == 0:
-            return x
         m, sr = len(rows), self.sample_rate
         y = x[rows].float()
         y = _filter(y, *_biquad_pass("high", self._uniform(self.low_cut, m, dev, True), 0.707, sr))
@@ -517,10 +528,8 @@ class TelephoneBand(_Random):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_waveforms(x, "TelephoneBand")
-        if not self.training or self.p == 0:
-            return x
-        rows = (self.rand(len(x), device=x.device) < self.p).nonzero().flatten()
-        if len(rows) == 0:
+        rows = self.chosen_rows(x, self.p)
+        if rows is None:
             return x
         out = x.clone()
         out[rows] = self.channel(x[rows])
