@@ -11,12 +11,13 @@ later chapter (chapter 6, Autoencoders) can compare against it on the same test 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
 from torch import nn
 
-from audiolab import features, noise
+from audiolab import features, noise, settings
 from audiolab.training import EarlyStopping, History, StepContext, fit, predict
 
 #: STFT of the mask model: 32 ms windows, 8 ms hop at 16 kHz (257 bins), as in chapter 4.
@@ -182,47 +183,26 @@ def pretrained_mask_lstm(
     notebook) load them. A damaged file is retrained. The model comes back in eval mode with an
     ``info`` dict: ``epochs``, ``best_epoch``, ``train_seconds``, ``from_cache``.
     """
-    import time
-    import warnings
-
-    from filelock import FileLock
-
-    from audiolab import settings
-    from audiolab.cache import params_hash, write_atomically
+    from audiolab.cache import params_hash
+    from audiolab.models import cached_weights, check_size
     from audiolab.speech import NoisySpeech
 
-    size = size or settings.mode()
-    if size not in CONFIG:
-        raise ValueError(f"size must be one of {tuple(CONFIG)} or None, got {size!r}")
+    size = check_size(size, CONFIG)
     dev = device if isinstance(device, torch.device) else settings.device(device)
     config = {"model": "MaskLSTM", "n_fft": N_FFT, "hop": STFT_HOP, "size": size, **CONFIG[size]}
     path = settings.cache_dir() / "models" / (
         f"mask_lstm-v{MODEL_VERSION}-{size}-{params_hash(config)}.pt"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)  # the same initial weights in every notebook
     model = MaskLSTM(hidden=CONFIG[size]["hidden"])
-    with FileLock(f"{path}.lock"):
-        state = None
-        if path.exists() and not retrain:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                model.load_state_dict(state["model"])
-                info = dict(state["info"], from_cache=True)
-            except Exception as err:  # damaged: warn and retrain
-                warnings.warn(f"cached mask model unreadable ({type(err).__name__}); retraining",
-                              stacklevel=2)
-                state = None
-        if state is None:
-            start = time.perf_counter()
-            history = train_mask_model(
-                model, NoisySpeech("train", size=size), NoisySpeech("valid", size=size),
-                epochs=CONFIG[size]["epochs"], batch_size=CONFIG[size]["batch_size"], device=dev,
-            )
-            info = {"epochs": len(history), "best_epoch": history.best_epoch,
-                    "train_seconds": round(time.perf_counter() - start, 1)}
-            weights = {k: v.cpu() for k, v in model.state_dict().items()}
-            write_atomically(path, lambda f: torch.save({"model": weights, "info": info}, f))
-            info = dict(info, from_cache=False)
-    model.info = info
-    return model.to(dev).eval()
+
+    def train() -> dict[str, Any]:
+        start = time.perf_counter()
+        history = train_mask_model(
+            model, NoisySpeech("train", size=size), NoisySpeech("valid", size=size),
+            epochs=CONFIG[size]["epochs"], batch_size=CONFIG[size]["batch_size"], device=dev,
+        )  # fmt: skip
+        return {"epochs": len(history), "best_epoch": history.best_epoch,
+                "train_seconds": round(time.perf_counter() - start, 1)}
+
+    return cached_weights(path, model, train, retrain=retrain).to(dev)

@@ -19,9 +19,10 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,16 +253,18 @@ def weights_path(
     """Where :func:`pretrained_digit_classifier` caches the weights for these arguments."""
     from audiolab.cache import params_hash
 
-    size = _check_size(size)
+    size = check_size(size)
     config = _config(size, epochs or TRAINING[size]["epochs"], variants, seed)
     name = f"digit_cnn-v{MODEL_VERSION}-{size}-{params_hash(config)}.pt"
     return settings.cache_dir() / "models" / name
 
 
-def _check_size(size: str | None) -> str:
+def check_size(size: str | None, table: dict[str, Any] = TRAINING) -> str:
+    """``size``, or the mode of :func:`audiolab.settings.mode` for ``None``; must be a key of
+    ``table`` (the training settings by size of a pretrained model)."""
     size = size or settings.mode()
-    if size not in TRAINING:
-        raise ValueError(f"size must be one of {tuple(TRAINING)} or None, got {size!r}")
+    if size not in table:
+        raise ValueError(f"size must be one of {tuple(table)} or None, got {size!r}")
     return size
 
 
@@ -312,28 +315,74 @@ def pretrained_digit_classifier(
         ``info`` dict: ``valid_accuracy``, ``test_accuracy``, ``epochs``, ``best_epoch``,
         ``train_seconds``, ``size``, ``device``, ``versions``, ``path`` and ``from_cache``.
     """
-    size = _check_size(size)
+    size = check_size(size)
     epochs = TRAINING[size]["epochs"] if epochs is None else checks.integer("epochs", epochs)
     seed = checks.integer("seed", seed, minimum=0)
     dev = device if isinstance(device, torch.device) else settings.device(device)
-    path = weights_path(size, epochs, variants, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = DigitCNN(frontend=True)
+    return cached_weights(
+        weights_path(size, epochs, variants, seed),
+        model,
+        lambda: _train(model, size, epochs, variants, seed, dev, progress),
+        retrain=retrain,
+    ).to(dev)
+
+
+def cached_weights(
+    path: Path,
+    model: nn.Module,
+    train: Callable[[], dict[str, Any]],
+    retrain: bool = False,
+) -> nn.Module:
+    """Load ``model``'s weights from ``path``, or train it and save them there: a pretrained model.
+
+    The one cache of every pretrained model of the course (this module's digit classifier,
+    :func:`audiolab.instruments.pretrained_family_classifier`,
+    :func:`audiolab.enhancement.pretrained_mask_lstm`). Under a file lock (so that two
+    notebooks never train the same model at once), saved weights are checked (SHA-256
+    checksum, parameter names and shapes, an ``info`` dict) and loaded; a missing file, or one
+    that is damaged (reported with a warning, then deleted), makes ``train()`` train ``model``
+    in place and return its info dict, and the weights are written atomically (a crash never
+    leaves half a file).
+
+    Parameters
+    ----------
+    path
+        The weights file (``.pt``); its name should hash everything that changes the weights.
+    model
+        An untrained model of the saved architecture; trained or loaded in place.
+    train
+        Trains ``model`` in place; returns a JSON-able info dict (kept with the weights).
+    retrain
+        Train again even if the file exists (and replace it).
+
+    Returns
+    -------
+    nn.Module
+        ``model`` in eval mode, with ``model.info``: the saved info plus ``from_cache`` and
+        ``path``.
+    """
+    from audiolab.training import INTEGRITY_KEY, state_digest
+
+    path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
-        state = None if retrain else _load(path)
+        state = None if retrain else _load(path, model)
         if state is not None:
-            model.load_state_dict(state["model"])
             info = dict(state["info"], from_cache=True)
         else:
-            info = _train(model, size, epochs, variants, seed, dev, progress)
-            _save(path, {"model": model.state_dict(), "info": info})
+            info = train()
+            state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                     "info": info}
+            state[INTEGRITY_KEY] = {"sha256": state_digest(state)}
+            write_atomically(path, lambda file: torch.save(state, file))
             info = dict(info, from_cache=False)
     model.info = dict(info, path=str(path))
-    return model.to(dev).eval()
+    return model.eval()
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    """The saved state, or ``None`` when there is none or it is damaged (with a warning)."""
+def _load(path: Path, model: nn.Module) -> dict[str, Any] | None:
+    """Load the saved weights into ``model`` and return the saved state, or ``None`` when there
+    is no file or it is damaged (then with a warning, and the file is deleted)."""
     if not path.exists():
         return None
     try:
@@ -343,25 +392,19 @@ def _load(path: Path) -> dict[str, Any] | None:
         record = state.pop(INTEGRITY_KEY, None)
         if record is not None and record.get("sha256") != state_digest(state):
             raise ValueError("the contents do not match their SHA-256 checksum")
-        DigitCNN().load_state_dict(state["model"])  # checks names and shapes
         if not isinstance(state.get("info"), dict):
             raise KeyError("info")
+        copy.deepcopy(model).load_state_dict(state["model"])  # checks names and shapes
+        model.load_state_dict(state["model"])
         return state
     except Exception as err:
         warnings.warn(
-            f"cached classifier weights {path} are damaged or unreadable "
+            f"cached model weights {path} are damaged or unreadable "
             f"({type(err).__name__}: {str(err)[:200]}); retraining the model",
-            stacklevel=3,
+            stacklevel=4,
         )
         path.unlink(missing_ok=True)
         return None
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    from audiolab.training import INTEGRITY_KEY, state_digest
-
-    state = dict(state, **{INTEGRITY_KEY: {"sha256": state_digest(state)}})
-    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def train_digit_classifier(
@@ -392,7 +435,7 @@ def train_digit_classifier(
     from audiolab.classification import accuracy
     from audiolab.training import EarlyStopping, fit
 
-    cfg = TRAINING[_check_size(size)]
+    cfg = TRAINING[check_size(size)]
     epochs = epochs or cfg["epochs"]
     has_slot = hasattr(model, "spec_augment")
     if augment and has_slot:
@@ -431,9 +474,7 @@ def _train(
     progress: bool,
 ) -> dict[str, Any]:
     """Train ``model`` in place; return its info dict."""
-    from audiolab.classification import accuracy
     from audiolab.datasets import SpokenDigits
-    from audiolab.training import predict
 
     data = {
         split: SpokenDigits(split, size=size, seed=seed, variants=variants)
@@ -451,11 +492,31 @@ def _train(
         progress=progress,
     )
     seconds = time.perf_counter() - start
+    held_out = {split: (ds.waveforms, ds.labels) for split, ds in data.items() if split != "train"}
+    return classifier_info(model, history, seconds, size, device, held_out)
+
+
+def classifier_info(
+    model: nn.Module,
+    history: Any,
+    seconds: float,
+    size: str,
+    device: torch.device,
+    held_out: dict[str, tuple[Tensor, Tensor]],
+) -> dict[str, Any]:
+    """The info dict kept with a pretrained classifier's weights (see :func:`cached_weights`).
+
+    ``{split}_accuracy`` on each ``held_out`` split ``(inputs, labels)`` (the model is put in
+    eval mode), the epochs run and the best one (``history``: :class:`audiolab.training.History`),
+    training time, corpus size, device and library versions.
+    """
+    from audiolab.classification import accuracy
+    from audiolab.training import predict
+
     model.eval()
     scores = {
-        f"{split}_accuracy": round(float(accuracy(predict(model, ds.waveforms), ds.labels)), 4)
-        for split, ds in data.items()
-        if split != "train"
+        f"{split}_accuracy": round(float(accuracy(predict(model, x), y.cpu())), 4)
+        for split, (x, y) in held_out.items()
     }
     return {
         **scores,

@@ -1,5 +1,6 @@
 """Chapter 4's mask model and recipe, as reused by chapter 6 (audiolab.enhancement)."""
 
+import contextlib
 from types import SimpleNamespace
 
 import pytest
@@ -56,3 +57,64 @@ def test_bad_inputs_are_refused():
         enhancement.train_mask_lstm(_corpus(2), _corpus(2), config={"epochs": 1})
     with pytest.raises(ValueError, match="size"):
         enhancement.pretrained_mask_lstm(size="huge")
+
+
+def _chapter4_definitions() -> dict:
+    """The functions and classes that chapter 4's notebook writes out, executed here."""
+    import ast
+    import json
+    from pathlib import Path
+
+    from torch import nn
+
+    from audiolab import features, noise
+
+    notebook = Path(__file__).parents[1] / "notebooks" / "04_recurrent_networks.ipynb"
+    cells = json.loads(notebook.read_text())["cells"]
+    wanted = {"N_FFT", "spectra", "psa_target", "resynthesise", "MaskLSTM", "remix", "mask_step"}
+    namespace = {"torch": torch, "nn": nn, "features": features, "noise": noise}
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        lines = "".join(cell["source"]).splitlines()
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+        for node in ast.parse(source).body:
+            names = {getattr(node, "name", None)} | {
+                t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)
+            } | {e.id for t in getattr(node, "targets", []) if isinstance(t, ast.Tuple)
+                 for e in t.elts if isinstance(e, ast.Name)}
+            if names & wanted:
+                module = ast.Module(body=[node], type_ignores=[])
+                exec(compile(module, str(notebook), "exec"), namespace)
+    missing = wanted - set(namespace)
+    assert not missing, f"chapter 4 no longer defines {sorted(missing)}"
+    return namespace
+
+
+def test_chapter4_notebook_and_this_module_are_the_same_model_and_recipe():
+    # chapter 4 writes the model out in full (it teaches it); chapter 6 imports this copy:
+    # the two must not drift apart
+    ch4 = _chapter4_definitions()
+    assert (ch4["N_FFT"], ch4["STFT_HOP"]) == (enhancement.N_FFT, enhancement.STFT_HOP)
+    noisy, clean = torch.randn(3, 4000), torch.randn(3, 4000)
+    for a, b in zip(ch4["spectra"](noisy, clean), enhancement.spectra(noisy, clean), strict=True):
+        torch.testing.assert_close(a, b)
+    Y, S = enhancement.spectra(noisy, clean)
+    torch.testing.assert_close(ch4["psa_target"](Y, S), enhancement.psa_target(Y, S))
+    mask = torch.rand(Y.shape)
+    torch.testing.assert_close(ch4["resynthesise"](mask, Y, 4000),
+                               enhancement.resynthesise(mask, Y, 4000))
+    torch.manual_seed(0)
+    theirs = ch4["MaskLSTM"](hidden=16)
+    torch.manual_seed(0)
+    ours = enhancement.MaskLSTM(hidden=16)
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(Y), ours(Y))
+    torch.manual_seed(1)
+    remixed = ch4["remix"](clean, noisy)
+    torch.manual_seed(1)
+    torch.testing.assert_close(remixed, enhancement.remix(clean, noisy))
+    ctx = SimpleNamespace(training=False, model=ours, autocast=contextlib.nullcontext)
+    batch = (noisy, clean, noisy - clean)
+    torch.testing.assert_close(ch4["mask_step"](batch, ctx)["loss"],
+                               enhancement.mask_step(batch, ctx)["loss"])

@@ -2,9 +2,11 @@
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from test_faults import flip_tensor_byte  # tests/ is on sys.path (rootdir-relative import)
 
 from audiolab import models
 from audiolab.augment import SpecAugment
@@ -129,3 +131,41 @@ def test_fine_tuning_adapts_a_copy_and_can_freeze_the_features() -> None:
         models.fine_tune_digit_classifier(source, target, held_out, body_lr_scale=2.0)
     with pytest.raises(TypeError, match="DigitCNN"):
         models.fine_tune_digit_classifier(torch.nn.Linear(2, 2), target, held_out)
+
+
+def test_cached_weights_trains_once_then_loads_and_survives_damage(tmp_path: Path):
+    path = tmp_path / "models" / "tiny.pt"
+    calls = []
+
+    def make() -> tuple[torch.nn.Module, Any]:
+        torch.manual_seed(len(calls) + 1)  # a different start each time
+        model = torch.nn.Linear(3, 2)
+
+        def train() -> dict:
+            calls.append(1)
+            with torch.no_grad():
+                model.weight.fill_(0.5)
+            return {"epochs": 1}
+
+        return model, train
+
+    first = models.cached_weights(path, *make())
+    assert not first.training and first.info["from_cache"] is False and len(calls) == 1
+    second = models.cached_weights(path, *make())
+    assert second.info == {"epochs": 1, "from_cache": True, "path": str(path)}
+    assert torch.equal(second.weight, torch.full((2, 3), 0.5)) and len(calls) == 1
+    # a flipped byte, a file cut short, another architecture: warned, deleted, retrained
+    for damage in ("flip", "cut", "shape"):
+        if damage == "flip":  # inside a tensor's data: only the checksum notices
+            flip_tensor_byte(path)
+        elif damage == "cut":
+            path.write_bytes(path.read_bytes()[:100])
+        with pytest.warns(UserWarning, match="(?s)damaged or unreadable.*retraining"):
+            if damage == "shape":
+                other = torch.nn.Linear(4, 2)
+                models.cached_weights(path, other, lambda: {"epochs": 2})
+                continue
+            again = models.cached_weights(path, *make())
+        assert again.info["from_cache"] is False
+    forced = models.cached_weights(path, *make(), retrain=True)
+    assert forced.info["from_cache"] is False
