@@ -166,6 +166,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scale(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    runs = []
+    for gpus in sorted({1, args.gpus}):
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "run.json"
+            script = ["-m", "audiolab.scaling", "--epochs", str(args.epochs), "--batch-size",
+                      str(args.batch_size), "--size", args.size, "--out", str(out)]
+            if gpus == 1:
+                command = [sys.executable, *script]
+            else:
+                command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc-per-node={gpus}", *script]
+            print(f"$ {' '.join(command[1:])}", flush=True)
+            env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "4"))
+            done = subprocess.run(command, env=env, check=False)
+            if done.returncode != 0 or not out.exists():
+                print(f"audiolab scale: the run on {gpus} process(es) failed "
+                      f"(exit code {done.returncode})", file=sys.stderr)
+                return 1
+            runs.append(json.loads(out.read_text()))
+    base = runs[0]["clips_per_second"]
+    for run in runs:
+        run["speedup"] = round(run["clips_per_second"] / base, 2)
+        run["efficiency"] = round(run["speedup"] / run["processes"], 2)
+    print(json.dumps(runs, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="audiolab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", choices=settings.MODES, help="fit: SpokenDigits size")
     p.add_argument("--workers", type=_count(0), help="fit: DataLoader workers of the tutorial loop")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("scale", help="train chapter 3's classifier on 1 and N GPUs (DDP)")
+    p.add_argument("--gpus", type=_count(1), default=2, help="processes (GPUs) of the big run")
+    p.add_argument("--epochs", type=_count(1), default=8, help="epochs of each run")
+    p.add_argument("--batch-size", type=_count(1), default=256, help="global batch size")
+    p.add_argument("--size", choices=settings.MODES, default="full", help="SpokenDigits size")
+    p.set_defaults(func=_cmd_scale)
 
     args = parser.parse_args(argv)
     try:

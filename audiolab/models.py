@@ -418,6 +418,7 @@ def train_digit_classifier(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = False,
+    batch_size: int | None = None,
 ) -> Any:
     """The training recipe of the digit classifiers (chapter 3), through ``fit``.
 
@@ -429,7 +430,8 @@ def train_digit_classifier(
     ``augment``: speed changes of ±10 % and white/pink/brown/hum noise at 0–20 dB SNR on half
     of the clips (on the device, training only), and SpecAugment inside the model while it
     trains. ``train`` and ``valid`` are ``(waveforms, labels)`` or datasets with ``.waveforms``
-    and ``.labels``; ``model`` takes waveforms. Returns the :class:`~audiolab.training.History`.
+    and ``.labels``; ``model`` takes waveforms; ``batch_size`` overrides the recipe's (e.g. a
+    larger global batch on several GPUs). Returns the :class:`~audiolab.training.History`.
     """
     from audiolab.augment import AddNoise, Compose, SpecAugment, SpeedPerturb
     from audiolab.classification import accuracy
@@ -447,7 +449,7 @@ def train_digit_classifier(
             valid,
             nn.CrossEntropyLoss(),
             epochs=epochs,
-            batch_size=cfg["batch_size"],
+            batch_size=batch_size or cfg["batch_size"],
             lr=cfg["lr"],
             scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs),
             train_transform=(

@@ -38,6 +38,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from . import checks, settings
+from . import distributed as distributed_
 from .cache import write_atomically
 
 Data = tuple[Tensor, ...] | list[Tensor] | TensorDataset
@@ -494,6 +495,7 @@ def fit(
     optimizers: Mapping[str, Optimizer] | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    distributed: bool | None = None,
 ) -> History:
     """Train ``model`` and return its :class:`History`; the model is trained in place.
 
@@ -570,6 +572,11 @@ def fit(
     progress
         Show a progress bar per epoch and print one line per epoch. Default: only when
         interactive (Jupyter, or a terminal).
+    distributed
+        Data-parallel training over the processes of a ``torchrun`` launch (one per GPU) with
+        PyTorch's DistributedDataParallel: see :mod:`audiolab.distributed`. Default: when the
+        environment says this process is one of several (``WORLD_SIZE`` > 1). ``batch_size`` is
+        the global batch, shared by the processes; the history is the same on every process.
 
     Returns
     -------
@@ -604,6 +611,10 @@ def fit(
     if checkpoint is not None:
         _check_checkpoint_path(Path(checkpoint))
     dev = device if isinstance(device, torch.device) else settings.device(device)
+    group = None
+    if distributed or (distributed is None and distributed_.launched()):
+        group = distributed_.setup(dev)
+        dev = group.device
     dtype = _float_type(model)
     train = _as_tensors(train, "train", dtype)
     valid = _as_tensors(valid, "valid", dtype) if valid is not None else None
@@ -613,8 +624,9 @@ def fit(
     model.to(dev)
     opts = _make_optimizers(model, optimizer, optimizers, lr)
     schedulers = {name: scheduler(opt) for name, opt in opts.items()} if scheduler else {}
+    local_model = torch.compile(model) if compile else model
     ctx = StepContext(
-        model=torch.compile(model) if compile else model,
+        model=distributed_.wrap(local_model, group) if group else local_model,
         optimizers=opts,
         device=dev,
         loss=loss,
@@ -629,11 +641,13 @@ def fit(
     )
     history, best = History(), None
     settings.seed_everything(seed)
+    if group is not None and group.rank:  # other random draws (augmentation) on other ranks
+        settings.seed_everything(seed + 7919 * group.rank)
     if checkpoint is not None and resume and Path(checkpoint).exists():
         history, best = _resume(checkpoint, model, opts, schedulers, config)
     train = _to_device(train, dev, "train")
     valid = _to_device(valid, dev, "valid") if valid is not None else None
-    show = _interactive() if progress is None else progress
+    show = (_interactive() if progress is None else progress) and (group is None or group.main)
     train_transforms = [t for t in (train_transform, transform) if t is not None]
 
     restore_best = early_stopping is not None and early_stopping.restore_best
@@ -647,7 +661,7 @@ def fit(
             record = {"epoch": epoch}
             try:
                 record |= _train_epoch(
-                    train_step, ctx, train, batch_size, train_transforms, seed, show
+                    train_step, ctx, train, batch_size, train_transforms, seed, show, group
                 )
             except _NonFinite as bad:
                 kept = _kept_weights(model, best if restore_best else None, history, bad.safe)
@@ -655,7 +669,12 @@ def fit(
                 err.history = history
                 raise err from None
             if valid is not None:
-                numbers = _evaluate(ctx, valid, batch_size, transform, metrics, step)
+                if group is None:
+                    numbers = _evaluate(ctx, valid, batch_size, transform, metrics, step)
+                else:  # every rank: the same weights, rank 0's buffers, the whole set
+                    numbers = _evaluate_distributed(
+                        ctx, local_model, valid, batch_size, transform, metrics, step
+                    )
                 bad_key = next((k for k, v in numbers.items() if not math.isfinite(v)), None)
                 if bad_key is not None:
                     kept = _kept_weights(model, best if restore_best else None, history, None)
@@ -669,9 +688,11 @@ def fit(
                 s.step()
             if early_stopping is not None:
                 best = _track_best(early_stopping, history, model, best)
-            if checkpoint is not None:
+            if checkpoint is not None and (group is None or group.main):
                 state = _checkpoint(model, opts, schedulers, history, best, config)
                 save_checkpoint(state, checkpoint)
+            if group is not None:
+                distributed_.barrier()
             if show:
                 print(_summary(record, epochs), flush=True)
 
@@ -690,12 +711,18 @@ def _train_epoch(
     transforms: list[Callable[[Tensor], Tensor]],
     seed: int,
     show: bool,
+    group: distributed_.Group | None = None,
 ) -> dict[str, float]:
-    """One pass over ``data`` in a fresh random order; the means of what ``step`` returned."""
+    """One pass over ``data`` in a fresh random order; the means of what ``step`` returned.
+
+    In a distributed run, this rank's share of every global batch; the means are over all ranks.
+    """
     ctx.model.train()
     ctx.training = True
     order = epoch_order(len(data[0]), seed, ctx.epoch).to(ctx.device)
     batches = order.split(batch_size)
+    if group is not None:
+        batches = distributed_.shard(batches, group)
     tally = _Tally(ctx.device)
     # The numbers are looked at every CHECK_EVERY steps only, so a NaN may have been applied to
     # the weights by the time it is seen: keep a copy of the weights last seen finite.
@@ -708,6 +735,8 @@ def _train_epoch(
             tally.add(index, step(_batch(data, rows, transforms), ctx), len(rows))
             if (index + 1) % CHECK_EVERY == 0 or index + 1 == len(batches):
                 bad = tally.first_nonfinite()
+                if group is not None and distributed_.any_rank(bad is not None, ctx.device):
+                    bad = bad or (index, "a number on another process", math.nan)
                 if bad is not None:
                     with torch.no_grad():
                         for target, saved in zip(live, safe, strict=True):
@@ -718,7 +747,8 @@ def _train_epoch(
                         torch._foreach_copy_(safe, [t.detach() for t in live])
                     safe_after = index + 1
                 bar.set_postfix(tally.means(), refresh=False)
-    return {f"train_{k}": v for k, v in tally.means().items()}
+    means = tally.means() if group is None else tally.global_means()
+    return {f"train_{k}": v for k, v in means.items()}
 
 
 class _NonFinite(Exception):  # noqa: N818 (internal signal, turned into a TrainingError)
@@ -777,6 +807,31 @@ def _evaluate(
         ctx.step = index
         tally.add(index, step(_batch(data, rows, transforms), ctx), len(rows))
     return {f"valid_{k}": v for k, v in tally.means().items()}
+
+
+def _evaluate_distributed(
+    ctx: StepContext,
+    local_model: nn.Module,
+    data: tuple[Tensor, ...],
+    batch_size: int,
+    transform: Callable[[Tensor], Tensor] | None,
+    metrics: Mapping[str, Metric] | None,
+    step: Step | None,
+) -> dict[str, float]:
+    """:func:`_evaluate` on every rank with rank 0's buffers and the unwrapped model; rank 0's
+    numbers are given to all, so that every rank records the same history."""
+    import torch.distributed as dist
+
+    for buffer in local_model.buffers():
+        dist.broadcast(buffer, src=0)
+    wrapped, ctx.model = ctx.model, local_model
+    try:
+        numbers = _evaluate(ctx, data, batch_size, transform, metrics, step)
+    finally:
+        ctx.model = wrapped
+    shared = [numbers]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
 
 
 def _outputs(
@@ -896,6 +951,18 @@ class _Tally:
 
     def means(self) -> dict[str, float]:
         return {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
+
+    def global_means(self) -> dict[str, float]:
+        """:meth:`means` over the examples of every rank of a distributed run."""
+        if not self.sums:
+            return {}
+        keys = list(self.sums)
+        local = torch.stack([torch.as_tensor(self.sums[k], dtype=torch.float64, device=self.device)
+                             for k in keys]
+                            + [torch.tensor(float(self.counts[k]), dtype=torch.float64,
+                                            device=self.device) for k in keys])
+        total = distributed_.all_sum(local).tolist()
+        return {k: total[i] / total[len(keys) + i] for i, k in enumerate(keys)}
 
 
 def _nonfinite_error(
