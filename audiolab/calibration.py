@@ -71,7 +71,9 @@ def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 200) -> floa
     Fitted on held-out (validation) logits by L-BFGS over ``log T`` (so ``T`` stays positive);
     never on the test set.
     """
-    logits, labels = torch.as_tensor(logits).float().detach(), torch.as_tensor(labels).long()
+    # a copy: logits from inference mode (e.g. audiolab.training.predict) cannot enter autograd
+    logits = torch.as_tensor(logits).float().detach().clone()
+    labels = torch.as_tensor(labels).long()
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (examples, classes) and labels (examples,), got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")

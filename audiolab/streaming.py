@@ -89,14 +89,13 @@ def enhance_offline(model: CausalMaskLSTM, x: Tensor, n_fft: int = N_FFT, hop: i
 def algorithmic_latency(n_fft: int = N_FFT, hop: int = HOP) -> int:
     """The algorithmic latency of :class:`StreamingDenoiser` in samples: one window, ``n_fft``.
 
-    A frame centred on sample ``t`` needs the input up to ``t + n_fft/2``, and the output at
-    ``t`` is final only when every frame covering it has been added, the last of which is
-    centred ``n_fft/2 − hop`` samples or less after ``t`` (a multiple of the hop). With input
-    arriving one hop at a time, the output therefore trails the input by ``n_fft − hop``
-    samples at each hop boundary, and a sample that arrives first in its hop waits ``hop − 1``
-    samples more: ``n_fft − 1`` in the worst case. The conventional figure, quoted here, is
-    the window length (512 samples, 32 ms at 16 kHz for the default STFT). Computation time
-    comes on top of it (see the real-time factor in chapter 9).
+    The output at time ``t`` is final once the last frame that covers ``t`` has been added:
+    the frame that starts at or just before ``t``, which needs the input up to ``n_fft − 1``
+    samples after its start. With the input arriving one hop at a time, the output therefore
+    trails the input by ``n_fft − hop`` samples at every hop boundary, and the sample that
+    arrives first in a hop waits longest, ``n_fft − 1`` samples. The conventional figure, quoted
+    here, is the window length (512 samples, 32 ms at 16 kHz for the default STFT).
+    Computation time comes on top of it (the real-time factor, measured in chapter 9).
     """
     if n_fft % hop:
         raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
