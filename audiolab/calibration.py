@@ -87,4 +87,4 @@ def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 200) -> floa
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
