@@ -429,6 +429,12 @@ def _scores(
     workers = min(len(jobs), processes or os.cpu_count() or 1)
     if workers <= 1:
         return np.array([_score_pair(j) for j in jobs])
+    # import the scorers once here: forked workers inherit them instead of each importing
+    # pystoi/scipy.signal again (seconds per worker, more than scoring a few clips takes)
+    if do_pesq:
+        import pesq  # noqa: F401
+    if do_stoi:
+        import pystoi  # noqa: F401
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         return np.array(list(pool.map(_score_pair, jobs, chunksize=max(1, len(jobs) // workers))))
