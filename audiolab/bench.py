@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 
@@ -92,20 +91,6 @@ def digit_mlp(n_inputs: int = 20 * 101, hidden: int = 256, classes: int = 10) ->
     )
 
 
-class PerClipMFCC(Dataset):
-    """The tutorial way: ``__getitem__`` computes one clip's MFCCs on the CPU."""
-
-    def __init__(self, waveforms: torch.Tensor, labels: torch.Tensor, sample_rate: int) -> None:
-        self.waveforms, self.labels, self.sample_rate = waveforms, labels, sample_rate
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        clip = self.waveforms[index]
-        return features.mfcc(clip, self.sample_rate, **MFCC), self.labels[index]
-
-
 def _tutorial_fit(model: nn.Module, loader: DataLoader, steps: int, device: torch.device) -> float:
     """A plain float32 training loop over ``loader`` for ``steps`` steps; its wall time (s)."""
     model.to(device).train()
@@ -127,99 +112,206 @@ def _tutorial_fit(model: nn.Module, loader: DataLoader, steps: int, device: torc
     return time.perf_counter() - start
 
 
-def fit_speed(
-    steps: int = 200,
+# --------------------------------------------------------------------------- training loops
+
+#: Dense bf16 peak of the GPUs the course runs on (FLOP/s), by a substring of the device name.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}
+
+
+def _peak(dev: torch.device) -> float | None:
+    if dev.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(dev)
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+class _PerClip(Dataset):
+    """The tutorial way: ``__getitem__`` computes one clip's features on the CPU."""
+
+    def __init__(self, waveforms: torch.Tensor, labels: torch.Tensor, featurize) -> None:
+        self.waveforms, self.labels, self.featurize = waveforms, labels, featurize
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            return self.featurize(self.waveforms[index : index + 1])[0], self.labels[index]
+
+
+def flops_per_clip(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Floating-point operations of one training step (forward + backward) per example, counted
+    by :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(inputs), labels).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(inputs)
+
+
+def fit_loops(
+    model: str = "cnn",
     batch_size: int = 64,
+    steps: int = 200,
     device: str | None = None,
     size: str | None = None,
-    num_workers: int | None = None,
+    workers: tuple[int, ...] = (4, 0),
+    compile: bool = True,
+    lightning: bool = True,
 ) -> dict[str, object]:
-    """Training throughput: ``audiolab.training.fit`` against a tutorial-style PyTorch loop.
+    """One model, one batch size, several training loops: clips per second, side by side.
 
-    Both train the same MLP (:func:`digit_mlp`) on the MFCCs of the SpokenDigits training split
-    for the same number of optimisation steps (``steps`` rounded to whole epochs) with Adam.
+    ``model``: ``"cnn"`` (chapter 3's :class:`~audiolab.models.DigitCNN` with its log-mel front
+    end) or ``"mlp"`` (:func:`digit_mlp` on MFCCs). Each loop trains a fresh copy for at least
+    ``steps`` optimisation steps (whole epochs for ``fit``) on the SpokenDigits training clips,
+    after a warm-up, and is timed on its best epoch (``fit``) or its whole run:
 
-    - audiolab: waveforms on the device once, batches by indexing there, MFCCs of each batch on
-      the device (``transform=``), bf16 autocast on CUDA.
-    - tutorial: a ``Dataset`` whose ``__getitem__`` computes one clip's MFCCs on the CPU, a
-      ``DataLoader(shuffle=True, num_workers=...)``, each batch moved to the device, float32.
+    - ``fit``: :func:`audiolab.training.fit` (data on the device, features on the device, bf16
+      autocast on CUDA); ``fit(compile=True)`` as well, with its compile time reported;
+    - ``lightning``: PyTorch Lightning's ``Trainer`` (bf16-mixed on CUDA, a ``DataLoader`` over
+      the waveforms with 4 workers and pinned memory, features on the device in the step),
+      skipped with a message when Lightning is not installed (``pip install lightning``);
+    - ``tutorial, N workers``: a ``DataLoader`` whose dataset computes each clip's features on
+      the CPU, float32, a plain loop; for each number of workers in ``workers``.
 
-    Parameters
-    ----------
-    steps, batch_size
-        Optimisation steps (rounded to whole epochs) and examples per step.
-    device
-        ``"cpu"`` or ``"cuda"`` (default: the best available).
-    size
-        SpokenDigits size, ``"quick"`` or ``"full"`` (default: quick on the CPU, full on a GPU).
-    num_workers
-        The DataLoader's worker processes (default: 2 on the CPU, half the cores with a GPU).
-
-    Returns
-    -------
-    dict
-        Samples per second of both, their ratio (``speedup``) and the settings.
+    Returns the rows (clips/s, ratio to ``fit``, achieved TFLOP/s and fraction of the device's
+    bf16 peak where known) and the FLOPs per clip of one training step.
     """
     from .datasets import SpokenDigits
+    from .models import DigitCNN, LogMel
     from .training import fit
 
+    if model not in ("cnn", "mlp"):
+        raise ValueError(f"model must be 'cnn' or 'mlp', got {model!r}")
     steps = checks.integer("steps", steps)
     batch_size = checks.integer("batch_size", batch_size)
-    if num_workers is not None:
-        num_workers = checks.integer("num_workers", num_workers, minimum=0)
     dev = settings.device(device)
     size = size or ("full" if dev.type == "cuda" else "quick")
-    if num_workers is None:
-        num_workers = 2 if dev.type == "cpu" else max(2, (os.cpu_count() or 4) // 2)
     train = SpokenDigits("train", size=size)
     n, rate = len(train), train.sample_rate
-    per_epoch = math.ceil(n / batch_size)
-    epochs = max(1, round(steps / per_epoch))
-    steps = epochs * per_epoch
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    def engine(epochs: int) -> float:
-        torch.manual_seed(0)
-        model = digit_mlp()
-        start = time.perf_counter()
-        fit(
-            model,
-            (train.waveforms, train.labels),
-            loss=nn.CrossEntropyLoss(),
-            epochs=epochs,
-            batch_size=batch_size,
-            transform=lambda x: features.mfcc(x, rate, **MFCC),
-            device=dev,
-            progress=False,
-        )
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+    if model == "cnn":
+        def make(frontend: bool = True) -> nn.Module:
+            torch.manual_seed(0)
+            return DigitCNN(frontend=frontend)
 
-    def tutorial(steps: int) -> float:
-        torch.manual_seed(0)
-        loader = DataLoader(
-            PerClipMFCC(train.waveforms, train.labels, rate),
-            batch_size=batch_size,
-            shuffle=True,
-            num_workers=num_workers,
-        )
-        return _tutorial_fit(digit_mlp(), loader, steps, dev)
+        device_features = None
+        cpu_features = LogMel()
+    else:
+        def make(frontend: bool = True) -> nn.Module:
+            torch.manual_seed(0)
+            return digit_mlp()
 
-    engine(1), tutorial(min(steps, 4))  # warm-up: libraries, kernels, FFT plans
-    t_engine, t_tutorial = engine(epochs), tutorial(steps)
-    samples = epochs * n
+        def device_features(x: torch.Tensor) -> torch.Tensor:
+            return features.mfcc(x, rate, **MFCC)
+
+        cpu_features = device_features
+
+    epochs = max(2, math.ceil(steps / math.ceil(n / batch_size)) + 1)
+    rows: dict[str, dict[str, float | str]] = {}
+
+    def engine(use_compile: bool) -> dict[str, float]:
+        history = fit(make(), (train.waveforms, train.labels), loss=nn.CrossEntropyLoss(),
+                      epochs=epochs, batch_size=batch_size, transform=device_features,
+                      device=dev, compile=use_compile, progress=False)
+        best = min(history["seconds"][1:])
+        return {"clips_per_s": n / best, "first_epoch_s": history["seconds"][0]}
+
+    rows["fit"] = engine(False)
+    if compile:
+        try:
+            rows["fit(compile=True)"] = engine(True)
+        except Exception as err:  # a platform without a compiler toolchain
+            rows["fit(compile=True)"] = {"skipped": f"{type(err).__name__}: {str(err)[:120]}"}
+    if lightning:
+        rows["lightning"] = _lightning(make, train, batch_size, epochs, device_features, dev)
+    for w in workers:
+        loader = DataLoader(_PerClip(train.waveforms, train.labels, cpu_features),
+                            batch_size=batch_size, shuffle=True, num_workers=w,
+                            persistent_workers=w > 0)
+        net = make(frontend=False) if model == "cnn" else make()
+        _tutorial_fit(net, loader, min(steps, 5), dev)  # warm-up
+        seconds = _tutorial_fit(net, loader, steps, dev)
+        rows[f"tutorial, {w} workers"] = {"clips_per_s": steps * batch_size / seconds}
+
+    sample = train.waveforms[:batch_size].to(dev)
+    labels = train.labels[:batch_size].to(dev)
+    net = make().to(dev)
+    x = sample if device_features is None else device_features(sample)
+    flops = flops_per_clip(net, x, labels)
+    peak = _peak(dev)
+    base = rows["fit"]["clips_per_s"]
+    for row in rows.values():
+        if "clips_per_s" in row:
+            row["ratio_to_fit"] = row["clips_per_s"] / base
+            row["tflop_per_s"] = row["clips_per_s"] * flops / 1e12
+            if peak:
+                row["fraction_of_peak"] = row["clips_per_s"] * flops / peak
+    sync()
     return {
+        "model": model,
         "device": str(dev),
         "device_name": settings.device_name(dev),
         "dataset": f"SpokenDigits train ({size}): {n} clips",
-        "steps": steps,
-        "epochs": epochs,
         "batch_size": batch_size,
-        "num_workers": num_workers,
-        "torch_threads": torch.get_num_threads(),
-        "audiolab_samples_per_s": samples / t_engine,
-        "tutorial_samples_per_s": samples / t_tutorial,
-        "speedup": t_tutorial / t_engine,
-        "audiolab_seconds": t_engine,
-        "tutorial_seconds": t_tutorial,
+        "steps": steps,
+        "mflop_per_clip_per_step": flops / 1e6,
+        "peak_bf16_tflop_per_s": peak / 1e12 if peak else None,
+        "loops": rows,
     }
+
+
+def _lightning(make, train, batch_size: int, epochs: int, device_features, dev: torch.device):
+    """PyTorch Lightning's Trainer on the same model and data; its best epoch (clips/s)."""
+    try:
+        import lightning as L  # noqa: N812
+    except ImportError:
+        try:
+            import pytorch_lightning as L  # noqa: N812
+        except ImportError:
+            return {"skipped": "PyTorch Lightning is not installed (pip install lightning)"}
+    from torch.utils.data import TensorDataset
+
+    class Module(L.LightningModule):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def training_step(self, batch, index):
+            x, y = batch
+            if device_features is not None:
+                with torch.no_grad():
+                    x = device_features(x)
+            return nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    class EpochTimer(L.Callback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+
+        def on_train_epoch_start(self, trainer, module) -> None:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module) -> None:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = EpochTimer()
+    loader = DataLoader(TensorDataset(train.waveforms, train.labels), batch_size=batch_size,
+                        shuffle=True, num_workers=4, pin_memory=dev.type == "cuda",
+                        persistent_workers=True)
+    trainer = L.Trainer(max_epochs=epochs, accelerator="gpu" if dev.type == "cuda" else "cpu",
+                        devices=1, precision="bf16-mixed" if dev.type == "cuda" else "32-true",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[timer])
+    trainer.fit(Module(make()), loader)
+    return {"clips_per_s": len(train) / min(timer.seconds[1:] or timer.seconds),
+            "version": L.__version__}

@@ -155,15 +155,36 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.name == "features":
         print(json.dumps(bench.feature_speed(n_clips=args.clips, device=args.device), indent=1))
     elif args.name == "fit":
-        result = bench.fit_speed(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            device=args.device,
-            size=args.size,
-            num_workers=args.workers,
-        )
-        print(json.dumps(result, indent=1))
+        results = []
+        for model in args.model or ["cnn", "mlp"]:
+            for batch_size in args.batch_size or [64, 256]:
+                result = bench.fit_loops(
+                    model, batch_size, steps=args.steps, device=args.device, size=args.size,
+                    workers=(4, 0) if args.workers is None else (args.workers,),
+                )
+                print(json.dumps(result), flush=True)
+                results.append(result)
+        print(_loops_table(results))
     return 0
+
+
+def _loops_table(results: list[dict]) -> str:
+    """The fit benchmark as a Markdown table."""
+    lines = ["| model | batch | loop | clips/s | vs fit | TFLOP/s | of bf16 peak |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for loop, row in r["loops"].items():
+            if "clips_per_s" not in row:
+                lines.append(f"| {r['model']} | {r['batch_size']} | {loop} | skipped: "
+                             f"{row.get('skipped', '')} | | | |")
+                continue
+            peak = row.get("fraction_of_peak")
+            lines.append(
+                f"| {r['model']} | {r['batch_size']} | {loop} | {row['clips_per_s']:,.0f} | "
+                f"{row['ratio_to_fit']:.2f} | {row['tflop_per_s']:.3f} | "
+                f"{'' if peak is None else format(peak, '.2%')} |"
+            )
+    return "\n".join(lines)
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
@@ -227,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     p.add_argument("--clips", type=_count(1), default=256, help="features: clips per batch")
     p.add_argument("--steps", type=_count(1), default=200, help="fit: optimisation steps")
-    p.add_argument("--batch-size", type=_count(1), default=64, help="fit: examples per step")
+    p.add_argument("--batch-size", type=_count(1), action="append",
+                   help="fit: examples per step (repeat for several; default 64 and 256)")
+    p.add_argument("--model", choices=["cnn", "mlp"], action="append",
+                   help="fit: chapter 3's CNN and/or the MFCC MLP (default both)")
     p.add_argument("--size", choices=settings.MODES, help="fit: SpokenDigits size")
     p.add_argument("--workers", type=_count(0), help="fit: DataLoader workers of the tutorial loop")
     p.set_defaults(func=_cmd_bench)

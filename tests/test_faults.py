@@ -495,8 +495,9 @@ BAD = {
         ValueError,
         "duration must be positive",
     ),
-    "bench steps": (lambda: bench.fit_speed(steps=-100), ValueError, "steps must be positive"),
-    "bench batch": (lambda: bench.fit_speed(batch_size=0), ValueError, "batch_size must be"),
+    "bench steps": (lambda: bench.fit_loops(steps=-100), ValueError, "steps must be positive"),
+    "bench batch": (lambda: bench.fit_loops(batch_size=0), ValueError, "batch_size must be"),
+    "bench model": (lambda: bench.fit_loops("rnn"), ValueError, "model must be 'cnn' or 'mlp'"),
     # defect 4
     "save sr=0": (lambda: audio.save("a.wav", x1, 0), ValueError, "positive number of Hz"),
     "save sr=-1": (lambda: audio.save("a.wav", x1, -1), ValueError, "positive number of Hz"),
