@@ -195,7 +195,8 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     for gpus in sorted({1, args.gpus}):
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "run.json"
-            script = ["-m", "audiolab.scaling", "--epochs", str(args.epochs), "--batch-size",
+            script = ["-m", "audiolab.scaling", "--workload", args.workload,
+                      "--epochs", str(args.epochs), "--batch-size",
                       str(args.batch_size), "--size", args.size, "--out", str(out)]
             if gpus == 1:
                 command = [sys.executable, *script]
@@ -256,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=_count(0), help="fit: DataLoader workers of the tutorial loop")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("scale", help="train chapter 3's classifier on 1 and N GPUs (DDP)")
+    p = sub.add_parser("scale", help="train chapter 3's classifier or chapter 8's GAN on 1 and "
+                       "N GPUs (DDP)")
+    p.add_argument("--workload", choices=["cnn", "gan"], default="cnn",
+                   help="cnn: chapter 3's classifier; gan: chapter 8's conditional GAN")
     p.add_argument("--gpus", type=_count(1), default=2, help="processes (GPUs) of the big run")
     p.add_argument("--epochs", type=_count(1), default=8, help="epochs of each run")
     p.add_argument("--batch-size", type=_count(1), default=256, help="global batch size")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,27 @@ def setup(device: torch.device | None) -> Group:
     return Group(rank, world, dev)
 
 
-def wrap(model: nn.Module, group: Group) -> nn.Module:
-    """``model`` in DistributedDataParallel (a ModuleDict: each part with parameters)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
+class DataParallelModule(DistributedDataParallel):
+    """:class:`~torch.nn.parallel.DistributedDataParallel` that also answers the wrapped
+    model's own attributes, so that a training step written for one GPU (``G.z_dim``,
+    ``model.n_classes``) runs unchanged on several."""
 
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+def wrap(model: nn.Module, group: Group) -> nn.Module:
+    """``model`` in DistributedDataParallel (a ModuleDict: each part with parameters; a part
+    without trainable parameters, such as a GAN's moving-average generator, stays as it is)."""
     ids = [group.device.index] if group.device.type == "cuda" else None
 
     def ddp(module: nn.Module) -> nn.Module:
         if not any(p.requires_grad for p in module.parameters()):
             return module
-        return DDP(module, device_ids=ids)
+        return DataParallelModule(module, device_ids=ids)
 
     if isinstance(model, nn.ModuleDict):
         return nn.ModuleDict({name: ddp(part) for name, part in model.items()})

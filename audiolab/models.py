@@ -370,6 +370,14 @@ def cached_weights(
         if state is not None:
             info = dict(state["info"], from_cache=True)
         else:
+            from audiolab import distributed
+
+            if distributed.launched():
+                raise RuntimeError(
+                    f"the pretrained weights {path} are not cached, and every process of this "
+                    "distributed run would train them: run the same command once on one "
+                    "process (without torchrun), or the chapter that trains them, then again"
+                )
             info = train()
             state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                      "info": info}

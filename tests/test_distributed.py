@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 from torch import nn
 
 from audiolab import distributed, training
@@ -50,6 +51,56 @@ def _worker(rank: int, world: int, port: int, folder: str, epochs: int, checkpoi
         {"history": history.to_dict(), "writes": len(writes)}))
 
 
+class _Generator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.z_dim = 4  # read by the step through the DDP wrapper
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 8))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def _gan():
+    torch.manual_seed(0)
+    return nn.ModuleDict({"G": _Generator(), "D": nn.Sequential(
+        nn.Linear(8, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1), nn.Flatten(0))})
+
+
+def _gan_step(batch, ctx):
+    # a two-player step as in chapter 8 (the noise is part of the data, to compare runs)
+    x, z = batch
+    G, D = ctx.model["G"], ctx.model["D"]
+    fake = G(z[:, : G.z_dim])
+    d_loss = F.softplus(-D(x)).mean() + F.softplus(D(fake.detach())).mean()
+    ctx.minimize(d_loss, "d")
+    g_loss = F.softplus(-D(fake)).mean()
+    ctx.minimize(g_loss, "g")
+    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+
+def _fit_gan(model):
+    gen = torch.Generator().manual_seed(1)
+    data = (torch.randn(96, 8, generator=gen) + 2, torch.randn(96, 4, generator=gen))
+    optimizers = {"g": torch.optim.Adam(model["G"].parameters(), 1e-2),
+                  "d": torch.optim.Adam(model["D"].parameters(), 1e-2)}
+    return training.fit(model, data, step=_gan_step, optimizers=optimizers, epochs=2,
+                        batch_size=16, device="cpu", seed=3, progress=False)
+
+
+def _gan_worker(rank: int, world: int, port: int, folder: str):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    model = _gan()
+    try:
+        history = _fit_gan(model)
+    finally:
+        torch.distributed.destroy_process_group()
+    torch.save(model.state_dict(), Path(folder) / f"gan-{rank}.pt")
+    (Path(folder) / f"gan-{rank}.json").write_text(json.dumps(history.to_dict()))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,6 +129,21 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path: Path):
         for key in ("train_loss", "valid_loss"):
             values = [record[key] for record in run["history"]["epochs"]]
             assert values == pytest.approx(ref_history[key], rel=1e-4)
+
+
+def test_a_two_player_step_with_two_optimisers_trains_as_on_one_process(tmp_path: Path):
+    # chapter 8's pattern: a ModuleDict of generator and discriminator, each wrapped in DDP,
+    # the step reading the generator's own attribute through the wrapper
+    reference = _gan()
+    ref_history = _fit_gan(reference)
+    mp.spawn(_gan_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        _close(torch.load(tmp_path / f"gan-{rank}.pt"), reference.state_dict())
+        epochs = json.loads((tmp_path / f"gan-{rank}.json").read_text())["epochs"]
+        reference_epochs = ref_history.to_dict()["epochs"]
+        for e, r in zip(epochs, reference_epochs, strict=True):  # the same logged losses
+            losses = {k: v for k, v in r.items() if "loss" in k}
+            assert len(losses) == 2 and {k: e[k] for k in losses} == pytest.approx(losses, rel=1e-4)
 
 
 def test_checkpoint_is_written_by_rank_0_only_and_resumes_on_one_process(tmp_path: Path):

@@ -169,3 +169,18 @@ def test_cached_weights_trains_once_then_loads_and_survives_damage(tmp_path: Pat
         assert again.info["from_cache"] is False
     forced = models.cached_weights(path, *make(), retrain=True)
     assert forced.info["from_cache"] is False
+
+
+def test_cached_weights_are_not_trained_by_every_process_of_a_distributed_run(
+    tmp_path: Path, monkeypatch
+):
+    path = tmp_path / "tiny.pt"
+    model = torch.nn.Linear(3, 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
+    with pytest.raises(RuntimeError, match="not cached.*once on one process"):
+        models.cached_weights(path, model, lambda: {"epochs": 1})
+    assert not path.exists()
+    monkeypatch.delenv("WORLD_SIZE")
+    models.cached_weights(path, model, lambda: {"epochs": 1})
+    monkeypatch.setenv("WORLD_SIZE", "2")  # cached: every process loads it
+    assert models.cached_weights(path, torch.nn.Linear(3, 2), lambda: {}).info["from_cache"]
