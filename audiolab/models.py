@@ -427,6 +427,7 @@ def train_digit_classifier(
     seed: int = 0,
     progress: bool = False,
     batch_size: int | None = None,
+    randomise: bool = False,
 ) -> Any:
     """The training recipe of the digit classifiers (chapter 3), through ``fit``.
 
@@ -439,9 +440,18 @@ def train_digit_classifier(
     of the clips (on the device, training only), and SpecAugment inside the model while it
     trains. ``train`` and ``valid`` are ``(waveforms, labels)`` or datasets with ``.waveforms``
     and ``.labels``; ``model`` takes waveforms; ``batch_size`` overrides the recipe's (e.g. a
-    larger global batch on several GPUs). Returns the :class:`~audiolab.training.History`.
+    larger global batch on several GPUs). With ``randomise`` (and ``augment``), every clip
+    also goes through :func:`audiolab.augment.domain_randomisation` (onset and level, a room, a
+    microphone, sometimes a telephone line, a noise floor, now and then clipping) after the
+    speed change. Returns the :class:`~audiolab.training.History`.
     """
-    from audiolab.augment import AddNoise, Compose, SpecAugment, SpeedPerturb
+    from audiolab.augment import (
+        AddNoise,
+        Compose,
+        SpecAugment,
+        SpeedPerturb,
+        domain_randomisation,
+    )
     from audiolab.classification import accuracy
     from audiolab.training import EarlyStopping, fit
 
@@ -461,7 +471,13 @@ def train_digit_classifier(
             lr=cfg["lr"],
             scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs),
             train_transform=(
-                Compose(SpeedPerturb(), AddNoise(snr_db=(0.0, 20.0), p=0.5)) if augment else None
+                Compose(
+                    SpeedPerturb(),
+                    *([domain_randomisation(16000)] if randomise else []),
+                    AddNoise(snr_db=(0.0, 20.0), p=0.5),
+                )
+                if augment
+                else None
             ),
             metrics={"accuracy": accuracy},
             early_stopping=EarlyStopping("valid_loss", "min", patience=cfg["patience"]),
