@@ -100,19 +100,6 @@ def held_out_recording(
     return held_out_codec(x, sample_rate)
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, waves: Tensor, labels: Tensor, batch: int = 500) -> float:
-    dev = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    hits = 0
-    for i in range(0, len(waves), batch):
-        logits = model(waves[i : i + batch].to(dev))
-        hits += int((logits.argmax(1).cpu() == labels[i : i + batch].cpu()).sum())
-    model.train(was)
-    return hits / len(waves)
-
-
 def degraded_test_sets(
     waves: Tensor, talkers: Tensor, sample_rate: int = 16000, seed: int = 0
 ) -> dict[str, Tensor]:
@@ -155,8 +142,14 @@ def proxy_test(
         if waves is None or talkers is None:
             raise ValueError("pass waves and talkers, or sets from degraded_test_sets()")
         sets = degraded_test_sets(waves, talkers, sample_rate, seed)
+    from .classification import accuracy
+    from .training import predict
+
+    def score(x: Tensor) -> float:
+        return round(float(accuracy(predict(model, x, batch_size=500, amp=False), labels)), 4)
+
     return {
-        "accuracy": {name: round(_accuracy(model, x, labels), 4) for name, x in sets.items()},
+        "accuracy": {name: score(x) for name, x in sets.items()},
         "clips": len(labels),
         "held_out": HELD_OUT,
     }
