@@ -46,8 +46,10 @@ Metric = Callable[[Tensor, Tensor], Tensor | float]
 Step = Callable[[tuple[Tensor, ...], "StepContext"], Mapping[str, float | Tensor]]
 OptimizerArg = Optimizer | type[Optimizer] | Callable[[Iterable[nn.Parameter]], Optimizer]
 
-#: Training steps between two looks at the running losses. Each look waits for the GPU to catch
-#: up, so looking after every step would slow small models down.
+#: Training steps between two checks that every number the steps returned is finite; after
+#: each good check a copy of the weights is kept, to go back to if a NaN follows. On the CPU the
+#: numbers are read at each check; on a GPU they are checked on the device and read once per
+#: epoch, since reading them means waiting for the GPU to catch up.
 CHECK_EVERY = 16
 
 
@@ -543,7 +545,12 @@ def fit(
     amp
         bf16 mixed precision (autocast) on CUDA; ignored on the CPU, which runs in float32.
     compile
-        Run the model through :func:`torch.compile` (slower start, faster steps on a GPU).
+        Run the model through :func:`torch.compile` with static shapes (one graph for the full
+        batches and one for the last, smaller batch, which is kept) and, on CUDA, CUDA graphs
+        (``mode="reduce-overhead"``: each step's kernels replayed with one launch). It costs
+        its compile time at the start (tens of seconds for chapter 3's CNN on a GPU, more on
+        a CPU) and pays only for models whose steps are bound by kernel launches; measure
+        with ``python -m audiolab bench fit``.
     grad_clip
         Clip the gradient norm to this value (a positive number) before each optimiser step.
     early_stopping
@@ -624,7 +631,7 @@ def fit(
     model.to(dev)
     opts = _make_optimizers(model, optimizer, optimizers, lr)
     schedulers = {name: scheduler(opt) for name, opt in opts.items()} if scheduler else {}
-    local_model = torch.compile(model) if compile else model
+    local_model = _compile(model, dev) if compile else model
     ctx = StepContext(
         model=distributed_.wrap(local_model, group) if group else local_model,
         optimizers=opts,
@@ -703,6 +710,13 @@ def fit(
     return history
 
 
+def _reads_every(device: torch.device, group: distributed_.Group | None) -> int | None:
+    """Steps between reads of the numbers that the steps return: every :data:`CHECK_EVERY` steps
+    on the CPU (where reading costs nothing) and in distributed runs (where the ranks must agree
+    on stopping); elsewhere ``None``, once at the end of the epoch."""
+    return CHECK_EVERY if device.type == "cpu" or group is not None else None
+
+
 def _train_epoch(
     step: Step,
     ctx: StepContext,
@@ -716,6 +730,9 @@ def _train_epoch(
     """One pass over ``data`` in a fresh random order; the means of what ``step`` returned.
 
     In a distributed run, this rank's share of every global batch; the means are over all ranks.
+    On a GPU nothing waits for the device inside the epoch: the numbers stay on it, are checked
+    for NaN there every :data:`CHECK_EVERY` steps (keeping a copy of the weights while all are
+    finite) and are read once, at the end.
     """
     ctx.model.train()
     ctx.training = True
@@ -724,31 +741,55 @@ def _train_epoch(
     if group is not None:
         batches = distributed_.shard(batches, group)
     tally = _Tally(ctx.device)
-    # The numbers are looked at every CHECK_EVERY steps only, so a NaN may have been applied to
-    # the weights by the time it is seen: keep a copy of the weights last seen finite.
+    reads_every = _reads_every(ctx.device, group)
+    # A NaN is found only at a check, when it may already have reached the weights: keep a copy
+    # of the weights as they were at the last check that found every number finite.
     live = [t for t in ctx.model.state_dict().values() if isinstance(t, Tensor)]
     safe = [t.detach().clone() for t in live]
-    safe_after = 0  # the copy holds the weights after this many batches of the epoch
+    safe_after: int | Tensor = 0  # the copy holds the weights after this many batches
+    if reads_every is None:  # kept on the device: all numbers finite so far, and safe_after
+        finite = torch.ones((), dtype=torch.bool, device=ctx.device)
+        safe_after = torch.zeros((), dtype=torch.int64, device=ctx.device)
     with tqdm(batches, desc=f"epoch {ctx.epoch}", leave=False, disable=not show) as bar:
         for index, rows in enumerate(bar):
             ctx.step = index
             tally.add(index, step(_batch(data, rows, transforms), ctx), len(rows))
-            if (index + 1) % CHECK_EVERY == 0 or index + 1 == len(batches):
-                bad = tally.first_nonfinite()
-                if group is not None and distributed_.any_rank(bad is not None, ctx.device):
-                    bad = bad or (index, "a number on another process", math.nan)
-                if bad is not None:
+            last = index + 1 == len(batches)
+            if (index + 1) % CHECK_EVERY and not last:
+                continue
+            if reads_every is None:
+                if not last:  # on the device, without waiting for it
+                    finite = finite & tally.unfolded_finite()
                     with torch.no_grad():
                         for target, saved in zip(live, safe, strict=True):
-                            target.copy_(saved)
-                    raise _NonFinite(*bad, batches=batches, safe=safe_after)
-                if index + 1 < len(batches):
-                    with torch.no_grad():
-                        torch._foreach_copy_(safe, [t.detach() for t in live])
-                    safe_after = index + 1
+                            saved.copy_(torch.where(finite, target.detach(), saved))
+                    safe_after = torch.where(finite, index + 1, safe_after)
+                continue
+            bad = tally.first_nonfinite()
+            if group is not None and distributed_.any_rank(bad is not None, ctx.device):
+                bad = bad or (index, "a number on another process", math.nan)
+            if bad is not None:
+                _restore(live, safe)
+                raise _NonFinite(*bad, batches=batches, safe=int(safe_after))
+            if not last:
+                with torch.no_grad():
+                    torch._foreach_copy_(safe, [t.detach() for t in live])
+                safe_after = index + 1
+            if show:
                 bar.set_postfix(tally.means(), refresh=False)
+    if reads_every is None:
+        bad = tally.first_nonfinite()  # the one wait for the device in the epoch
+        if bad is not None:
+            _restore(live, safe)
+            raise _NonFinite(*bad, batches=batches, safe=int(safe_after))
     means = tally.means() if group is None else tally.global_means()
     return {f"train_{k}": v for k, v in means.items()}
+
+
+def _restore(live: list[Tensor], saved: list[Tensor]) -> None:
+    with torch.no_grad():
+        for target, copy in zip(live, saved, strict=True):
+            target.copy_(copy)
 
 
 class _NonFinite(Exception):  # noqa: N818 (internal signal, turned into a TrainingError)
@@ -910,57 +951,95 @@ def _batch(
 
 
 class _Tally:
-    """Batch-size-weighted means of the numbers that steps return, kept on the device.
+    """Batch-size-weighted means of the numbers that steps return.
 
-    Reading them waits for the device, so :func:`_train_epoch` does it only every
-    :data:`CHECK_EVERY` steps, checking then that every number of those steps was finite.
+    Numbers that are tensors stay where they are (on the GPU) until they are read: all the
+    pending ones at once, in one transfer, by :meth:`first_nonfinite` or :meth:`means`. On the
+    device, :meth:`unfolded_finite` checks them without reading them.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.sums: dict[str, Tensor] = {}
-        self.counts: dict[str, int] = {}
-        self.recent: list[tuple[int, str, Tensor]] = []
+        self.steps: list[int] = []
+        self.keys: list[str] = []
+        self.sizes: list[int] = []
+        self.values: list[Tensor | float] = []  # floats once read
+        self.read = 0  # values[:read] are floats
+        self.checked = 0  # values[:checked] were checked by first_nonfinite
+        self.folded = 0  # values[:folded] were checked on the device by unfolded_finite
 
     def add(self, step: int, numbers: Mapping[str, float | Tensor], n: int) -> None:
         for key, value in numbers.items():
             if isinstance(value, Tensor):
-                value = value.detach()
-            value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
-            if value.numel() != 1:
-                raise TrainingError(
-                    f"the step returned {key!r} with shape {tuple(value.shape)}: log single numbers"
-                )
-            value = value.reshape(())
-            self.sums[key] = self.sums.get(key, 0.0) + value * n
-            self.counts[key] = self.counts.get(key, 0) + n
-            self.recent.append((step, key, value))
+                if value.numel() != 1:
+                    raise TrainingError(
+                        f"the step returned {key!r} with shape {tuple(value.shape)}: "
+                        "log single numbers"
+                    )
+                value = value.detach().reshape(())
+                if value.device != self.device:
+                    value = float(value)
+            else:
+                value = float(value)
+            self.steps.append(step)
+            self.keys.append(key)
+            self.sizes.append(n)
+            self.values.append(value)
+
+    def _read_pending(self) -> None:
+        pending = [i for i in range(self.read, len(self.values))
+                   if isinstance(self.values[i], Tensor)]
+        if pending:
+            numbers = torch.stack([self.values[i].float() for i in pending]).tolist()
+            for i, number in zip(pending, numbers, strict=True):
+                self.values[i] = number
+        self.read = len(self.values)
+
+    def unfolded_finite(self) -> Tensor:
+        """Whether every number added since the last call is finite: a boolean on the device,
+        computed without waiting for it."""
+        new = self.values[self.folded :]
+        self.folded = len(self.values)
+        tensors = [v for v in new if isinstance(v, Tensor)]
+        finite = all(math.isfinite(v) for v in new if not isinstance(v, Tensor))
+        if not tensors:
+            return torch.tensor(finite, device=self.device)
+        all_finite = torch.isfinite(torch.stack([t.float() for t in tensors])).all()
+        return all_finite if finite else torch.zeros_like(all_finite)
 
     def first_nonfinite(self) -> tuple[int, str, float] | None:
         """``(step, key, value)`` of the first NaN or infinite number since the last call."""
-        if not self.recent:
-            return None
-        values = torch.stack([v for _, _, v in self.recent]).cpu()
-        bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
-        found = None
-        if bad:
-            step, key, _ = self.recent[bad[0]]
-            found = (step, key, float(values[bad[0]]))
-        self.recent.clear()
+        self._read_pending()
+        found = next(
+            ((self.steps[i], self.keys[i], self.values[i])
+             for i in range(self.checked, len(self.values))
+             if not math.isfinite(self.values[i])),
+            None,
+        )
+        self.checked = len(self.values)
         return found
 
+    def _sums(self) -> tuple[dict[str, float], dict[str, int]]:
+        self._read_pending()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for key, value, n in zip(self.keys, self.values, self.sizes, strict=True):
+            sums[key] = sums.get(key, 0.0) + value * n
+            counts[key] = counts.get(key, 0) + n
+        return sums, counts
+
     def means(self) -> dict[str, float]:
-        return {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
+        sums, counts = self._sums()
+        return {k: sums[k] / counts[k] for k in sums}
 
     def global_means(self) -> dict[str, float]:
         """:meth:`means` over the examples of every rank of a distributed run."""
-        if not self.sums:
+        sums, counts = self._sums()
+        if not sums:
             return {}
-        keys = list(self.sums)
-        local = torch.stack([torch.as_tensor(self.sums[k], dtype=torch.float64, device=self.device)
-                             for k in keys]
-                            + [torch.tensor(float(self.counts[k]), dtype=torch.float64,
-                                            device=self.device) for k in keys])
+        keys = list(sums)
+        local = torch.tensor([sums[k] for k in keys] + [float(counts[k]) for k in keys],
+                             dtype=torch.float64, device=self.device)
         total = distributed_.all_sum(local).tolist()
         return {k: total[i] / total[len(keys) + i] for i, k in enumerate(keys)}
 
@@ -1152,7 +1231,9 @@ def _make_optimizers(
             raise ValueError("give optimizer= or optimizers=, not both")
         return dict(optimizers)
     if optimizer is None:
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        # the fused CUDA kernel updates every parameter in a few launches instead of several per
+        # parameter tensor: the same arithmetic, faster for small models
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=_fusable(model) or None)
     elif not isinstance(optimizer, Optimizer) and not callable(optimizer):
         raise TypeError(
             "optimizer must be an optimiser, an optimiser class or a function of the parameters, "
@@ -1163,6 +1244,30 @@ def _make_optimizers(
     elif not isinstance(optimizer, Optimizer):
         optimizer = optimizer(model.parameters())
     return {"optimizer": optimizer}
+
+
+def _fusable(model: nn.Module) -> bool:
+    """Whether a fused optimiser can take ``model``'s parameters: all on CUDA, floating point."""
+    parameters = list(model.parameters())
+    return bool(parameters) and all(p.is_cuda and p.is_floating_point() for p in parameters)
+
+
+#: The compiler of ``fit(compile=True)`` (tests swap in a recording backend).
+COMPILE_BACKEND: Any = "inductor"
+
+
+def _compile(model: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.compile`` with static shapes; on CUDA, with CUDA graphs.
+
+    ``dynamic=False``: one graph per input shape, so an epoch has two (the full batches and the
+    last, smaller one, which keeps every example in every epoch) plus those of evaluation, and
+    no graph with symbolic sizes. On CUDA, ``mode="reduce-overhead"`` records each graph's
+    kernels once as a CUDA graph and replays them with one launch.
+    """
+    options: dict[str, Any] = {"dynamic": False}
+    if device.type == "cuda" and COMPILE_BACKEND == "inductor":
+        options["mode"] = "reduce-overhead"
+    return torch.compile(model, backend=COMPILE_BACKEND, **options)
 
 
 def _to_device(tensors: tuple[Tensor, ...], device: torch.device, name: str) -> tuple[Tensor, ...]:
@@ -1416,6 +1521,11 @@ def _run_settings(
 _UNSET = "(not set)"
 
 
+#: Optimiser options that choose an implementation, not the arithmetic: a run may resume with
+#: another (e.g. a checkpoint of a CPU run continued on a GPU with the fused Adam).
+_IMPLEMENTATION_KEYS = frozenset({"foreach", "fused", "capturable", "differentiable"})
+
+
 def _setting_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``"lr 0.001 there, 0.5 here"`` for every setting that differs (an old run's first)."""
     found = []
@@ -1446,6 +1556,8 @@ def _setting_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
                 ]
             for group, x, y in pairs:
                 for key in [*y, *(k for k in x if k not in y)]:
+                    if key in _IMPLEMENTATION_KEYS:
+                        continue
                     differ(f"{where}{group}{key}", x.get(key, _UNSET), y.get(key, _UNSET))
     for key in new:
         if key not in ("optimizers", "schedulers") and key in old:

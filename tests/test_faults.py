@@ -212,6 +212,56 @@ def test_a_nan_leaves_the_model_at_its_last_finite_weights():
         assert torch.equal(a, b)
 
 
+def test_without_reads_inside_an_epoch_a_nan_leaves_the_same_weights(monkeypatch):
+    # On a GPU the numbers are checked on the device and read once, at the end of the epoch
+    # (training._reads_every gives None there); the same path, run here on the CPU, must stop
+    # with the same message and the same last finite weights as the CPU's path.
+    x, y = blobs(640)
+    results = []
+    for reads_every in (training._reads_every, lambda device, group: None):
+        monkeypatch.setattr(training, "_reads_every", reads_every)
+        model = mlp()
+        with pytest.raises(TrainingError) as err:
+            fit(model, (x, y), None, nan_at(20 + 19), epochs=3, **RUN)
+        results.append((str(err.value).splitlines()[0], model))
+    (cpu_message, cpu_model), (device_message, device_model) = results
+    assert device_message == cpu_message
+    assert "last finite weights, from after batch 16 of epoch 2" in device_message
+    for a, b in zip(device_model.parameters(), cpu_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_without_reads_inside_an_epoch_the_numbers_are_read_once_per_epoch(monkeypatch):
+    monkeypatch.setattr(training, "_reads_every", lambda device, group: None)
+    reads, read = [], training._Tally._read_pending
+
+    def counting(self):
+        pending = sum(isinstance(v, torch.Tensor) for v in self.values[self.read :])
+        if pending:
+            reads.append(pending)
+        read(self)
+
+    monkeypatch.setattr(training._Tally, "_read_pending", counting)
+    x, y = blobs(640)
+    history = fit(mlp(), (x, y), None, F.cross_entropy, epochs=2, **RUN)
+    assert reads == [20, 20]  # one transfer per epoch, of the losses of its 20 batches
+    monkeypatch.undo()
+    assert history.epochs == [r | {"seconds": h["seconds"]} for r, h in zip(
+        fit(mlp(), (x, y), None, F.cross_entropy, epochs=2, **RUN).epochs, history.epochs,
+        strict=True)]  # the same numbers as the CPU's path
+
+
+def test_a_resumed_run_may_use_another_optimiser_implementation(tmp_path):
+    # e.g. a checkpoint of a CPU run continued on a GPU, where fit's Adam is the fused one
+    path = tmp_path / "run.pt"
+    train(path, epochs=2, optimizer=functools.partial(torch.optim.AdamW, foreach=True))
+    _, resumed = train(path, epochs=3, optimizer=functools.partial(torch.optim.AdamW,
+                                                                    foreach=False))
+    assert len(resumed) == 3
+    with pytest.raises(CheckpointError, match="lr"):  # the arithmetic must still match
+        train(path, epochs=4, optimizer=functools.partial(torch.optim.AdamW, lr=0.5))
+
+
 def test_a_nan_with_early_stopping_restores_the_best_weights():
     x, y = blobs(200)
     model = mlp()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from audiolab import training
 from audiolab.classification import accuracy
 from audiolab.training import (
     CheckpointError,
@@ -246,19 +247,26 @@ def test_progress_is_quiet_unless_asked(data, capsys, monkeypatch):
     assert len(out) == 3 and out[0].startswith("epoch   1/3") and "valid_loss" in out[0]
 
 
-def test_compile_goes_through_torch_compile(data, tmp_path, monkeypatch):
-    compiled, real_compile = [], torch.compile
+def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, monkeypatch):
+    graphs = []
 
-    def eager_compile(model):  # the eager backend: same plumbing, seconds instead of ~20 s
-        compiled.append(model)
-        return real_compile(model, backend="eager")
+    def recording_backend(gm, example_inputs):  # runs the graph eagerly: seconds, not ~20 s
+        graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
+        return gm.forward
 
-    monkeypatch.setattr(torch, "compile", eager_compile)
-    model, history = run(data, compile=True, epochs=2, checkpoint=tmp_path / "c.pt")
-    plain = run(data, epochs=2)[1]
-    assert len(compiled) == 1 and compiled[0] is model
+    monkeypatch.setattr(training, "COMPILE_BACKEND", recording_backend)
+    model, history = run(data, compile=True, epochs=3, checkpoint=tmp_path / "c.pt")
+    plain = run(data, epochs=3)[1]
     assert history["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
     assert set(load_checkpoint(tmp_path / "c.pt")["model"]) == set(model.state_dict())
+    # 240 training examples in batches of 32: 7 full batches and a last one of 16, which is kept;
+    # 60 validation examples: 32 + 28. Every graph has fixed sizes (no symbolic batch size),
+    # one per shape and mode, compiled in the first epoch and reused in the next two.
+    sizes = [dims for graph in graphs for shape in graph for dims in shape]
+    assert all(type(d) is int for d in sizes), graphs
+    inputs = {shape for graph in graphs for shape in graph if shape[1:] == (8,)}  # and W1
+    assert inputs == {(32, 8), (16, 8), (28, 8)}, graphs
+    assert len(graphs) == 4, graphs  # training: 32 and 16; evaluation: 32 and 28
 
 
 @pytest.mark.skipif(not CUDA, reason="torch.compile takes ~20 s on a CPU; bf16 autocast needs CUDA")
