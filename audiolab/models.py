@@ -443,7 +443,9 @@ def train_digit_classifier(
     larger global batch on several GPUs). With ``randomise`` (and ``augment``), every clip
     also goes through :func:`audiolab.augment.domain_randomisation` (onset and level, a room, a
     microphone, sometimes a telephone line, a noise floor, now and then clipping) after the
-    speed change. Returns the :class:`~audiolab.training.History`.
+    speed change, and babble (4–6 overlapping clips of the training set: other voices saying
+    digits, the noise that competes hardest with the words) joins the noise kinds. Returns the
+    :class:`~audiolab.training.History`.
     """
     from audiolab.augment import (
         AddNoise,
@@ -457,6 +459,11 @@ def train_digit_classifier(
 
     cfg = TRAINING[check_size(size)]
     epochs = epochs or cfg["epochs"]
+    noise = AddNoise(snr_db=(0.0, 20.0), p=0.5)
+    if randomise:
+        speech = train.waveforms if hasattr(train, "waveforms") else train[0]
+        noise = AddNoise(kinds=("white", "pink", "brown", "hum", "babble"), speech=speech,
+                         snr_db=(0.0, 20.0), p=0.5)
     has_slot = hasattr(model, "spec_augment")
     if augment and has_slot:
         model.spec_augment = SpecAugment(freq_mask=8, time_mask=10, n_masks=2)
@@ -474,7 +481,7 @@ def train_digit_classifier(
                 Compose(
                     SpeedPerturb(),
                     *([domain_randomisation(16000)] if randomise else []),
-                    AddNoise(snr_db=(0.0, 20.0), p=0.5),
+                    noise,
                 )
                 if augment
                 else None

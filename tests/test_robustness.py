@@ -80,3 +80,7 @@ def test_the_recipe_puts_domain_randomisation_in_front_of_the_noise(monkeypatch)
         names = [type(m).__name__ for m in next(seen["transform"].children())]
         expected = ["SpeedPerturb", *(["Compose"] if randomise else []), "AddNoise"]
         assert names == expected
+        noise = list(next(seen["transform"].children()))[-1]
+        assert ("babble" in noise.kinds) == randomise  # other training voices, when randomising
+        if randomise:
+            assert noise.speech is waves
