@@ -1243,8 +1243,9 @@ def _make_optimizers(
             raise ValueError("give optimizer= or optimizers=, not both")
         return dict(optimizers)
     if optimizer is None:
-        # the fused CUDA kernel updates every parameter in a few launches instead of several per
-        # parameter tensor: the same update rule (rounded in another order), faster for small models
+        # the fused CUDA kernel does Adam's whole update in one launch per group of tensors,
+        # instead of one multi-tensor launch per arithmetic operation (foreach): the same update
+        # rule, rounded in another order, and faster for small models
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=_fusable(model) or None)
     elif not isinstance(optimizer, Optimizer) and not callable(optimizer):
         raise TypeError(

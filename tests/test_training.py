@@ -247,14 +247,21 @@ def test_progress_is_quiet_unless_asked(data, capsys, monkeypatch):
     assert len(out) == 3 and out[0].startswith("epoch   1/3") and "valid_loss" in out[0]
 
 
-def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, monkeypatch):
+def record_graphs(monkeypatch) -> list[list[tuple[int, ...]]]:
+    """Make fit(compile=True) record the input shapes of every graph it compiles and run the
+    graph eagerly (seconds, instead of ~20 s for the real compiler); returns the record."""
     graphs = []
 
-    def recording_backend(gm, example_inputs):  # runs the graph eagerly: seconds, not ~20 s
+    def recording_backend(gm, example_inputs):
         graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
         return gm.forward
 
     monkeypatch.setattr(training, "COMPILE_BACKEND", recording_backend)
+    return graphs
+
+
+def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, monkeypatch):
+    graphs = record_graphs(monkeypatch)
     model, history = run(data, compile=True, epochs=3, checkpoint=tmp_path / "c.pt")
     plain = run(data, epochs=3)[1]
     assert history["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
@@ -270,11 +277,7 @@ def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, mon
 
 
 def test_compile_leaves_the_transforms_eager(data, monkeypatch):
-    graphs = []
-
-    def recording_backend(gm, example_inputs):
-        graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
-        return gm.forward
+    graphs = record_graphs(monkeypatch)
 
     def transform(x):  # features on the device
         return torch.tanh(x) * 2.0
@@ -282,7 +285,6 @@ def test_compile_leaves_the_transforms_eager(data, monkeypatch):
     def augment(x):  # random per call
         return x + 0.01 * torch.randn_like(x)
 
-    monkeypatch.setattr(training, "COMPILE_BACKEND", recording_backend)
     compiled = run(data, compile=True, transform=transform, train_transform=augment, seed=3)[1]
     plain = run(data, transform=transform, train_transform=augment, seed=3)[1]
     assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
