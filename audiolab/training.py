@@ -977,7 +977,7 @@ class _Tally:
                         "log single numbers"
                     )
                 value = value.detach().reshape(())
-                if value.device != self.device:
+                if value.device.type != self.device.type:  # e.g. a CPU number from a GPU step
                     value = float(value)
             else:
                 value = float(value)

@@ -37,6 +37,11 @@ def test_accuracy_from_logits_or_predictions(example):
     assert float(accuracy(preds.numpy(), targets.numpy())) == pytest.approx(expected)
     assert float(accuracy(targets, targets)) == 1.0
     assert 0.3 < expected < 0.95
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    micro = multiclass_accuracy(preds, targets, num_classes=4, average="micro")
+    assert float(accuracy(logits, targets)) == pytest.approx(float(micro))
+    assert accuracy(logits, targets).dtype == torch.float32
 
 
 def test_classification_report_matches_sklearn(example):
