@@ -266,7 +266,28 @@ def _mel_transform(
     center: bool,
     device: torch.device,
 ) -> AT.MelSpectrogram:
-    return AT.MelSpectrogram(
+    return mel_transform(
+        sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max, center
+    ).to(device)
+
+
+def mel_transform(
+    sample_rate: int,
+    n_fft: int,
+    hop_length: int,
+    win_length: int,
+    n_mels: int,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    center: bool = True,
+) -> AT.MelSpectrogram:
+    """A new ``torchaudio`` module computing :func:`mel_spectrogram` with these settings.
+
+    Its window and filterbank are buffers that are not saved in a ``state_dict``, so a model
+    may hold it (and be compiled with it, and moved between devices) without its saved
+    weights changing.
+    """
+    module = AT.MelSpectrogram(
         sample_rate=sample_rate,
         n_fft=n_fft,
         win_length=win_length,
@@ -280,7 +301,11 @@ def _mel_transform(
         pad_mode="constant",
         norm="slaney",
         mel_scale="slaney",
-    ).to(device)
+    )
+    for child in module.modules():
+        for name, buffer in list(child.named_buffers(recurse=False)):
+            child.register_buffer(name, buffer, persistent=False)
+    return module
 
 
 def mel_spectrogram(
@@ -356,18 +381,23 @@ def mfcc(
     f_max: float | None = None,
     center: bool = True,
     top_db: float | None = 80.0,
+    *,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Mel-frequency cepstral coefficients, shape ``(..., n_mfcc, frames)``.
 
     The orthonormal DCT-II of the log-mel spectrogram (dB) along the mel axis, keeping the first
     ``n_mfcc`` coefficients — the definition of ``librosa.feature.mfcc`` (``dct_type=2``,
-    ``norm='ortho'``, ``lifter=0``).
+    ``norm='ortho'``, ``lifter=0``). ``check_finite=False`` skips the check for NaN or infinite
+    samples (see :func:`waveforms`): on a GPU that check waits for the device, which a training
+    transform called at every step should not do.
     """
     n_mfcc = checks.integer("n_mfcc", n_mfcc)
     if n_mfcc > n_mels:
         raise ValueError(f"n_mfcc={n_mfcc} cannot exceed n_mels={n_mels}")
     log_mel = log_mel_spectrogram(
-        x, sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max, center, top_db
+        x, sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max, center, top_db,
+        check_finite=check_finite,
     )
     dct = _dct_matrix(n_mfcc, n_mels, log_mel.device)
     return torch.einsum("...bt,bc->...ct", log_mel, dct)

@@ -30,9 +30,8 @@ import torch
 from filelock import FileLock
 from torch import Tensor, nn
 
-from audiolab import checks, settings
+from audiolab import checks, features, settings
 from audiolab.cache import write_atomically
-from audiolab.features import log_mel_spectrogram
 
 #: Bump when the model, its training or its data change: cached weights are then retrained.
 MODEL_VERSION = 2
@@ -68,6 +67,9 @@ class LogMel(nn.Module):
         super().__init__()
         self.sample_rate, self.n_fft, self.hop_length = sample_rate, n_fft, hop_length
         self.n_mels, self.normalize, self.eps = n_mels, normalize, eps
+        # the transform of features.log_mel_spectrogram, held here (its buffers unsaved), so
+        # that forward is plain tensor code, which torch.compile captures without breaks
+        self.mel = features.mel_transform(sample_rate, n_fft, hop_length, n_fft, n_mels)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2:
@@ -77,10 +79,17 @@ class LogMel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             # No NaN check here: on a GPU it would stall every training step; the engine
             # reports a non-finite loss (and whether the batch's data were finite) instead.
-            spec = log_mel_spectrogram(
-                x.float(), self.sample_rate, self.n_fft, self.hop_length, n_mels=self.n_mels,
-                check_finite=False,
+            # features.log_mel_spectrogram(x, sample_rate, n_fft, hop_length, n_mels=n_mels),
+            # written out as the torchaudio transform computes it (same operations, same
+            # result), since its type checks would split a compiled graph
+            stft = torch.stft(
+                x.float(), self.n_fft, self.hop_length, self.n_fft,
+                window=self.mel.spectrogram.window, center=True, pad_mode="constant",
+                normalized=False, onesided=True, return_complex=True,
             )
+            power = stft.abs().pow(2.0)
+            mel = torch.matmul(power.transpose(-1, -2), self.mel.mel_scale.fb).transpose(-1, -2)
+            spec = features.power_to_db(mel)
             if self.normalize:
                 mean = spec.mean(dim=(-2, -1), keepdim=True)
                 std = spec.std(dim=(-2, -1), keepdim=True)

@@ -136,3 +136,12 @@ def test_gpu_matches_cpu(signals):
     gpu = features.mfcc(torch.from_numpy(signals).cuda(), SR, n_fft=512, hop_length=160, n_mels=64)
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, atol=2e-3, rtol=0)
+
+
+def test_mfcc_checks_for_nan_unless_told_not_to():
+    x = torch.randn(2, 4000)
+    x[1, 100] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        features.mfcc(x, 16000, n_fft=512, n_mels=40)
+    out = features.mfcc(x, 16000, n_fft=512, n_mels=40, check_finite=False)  # a training transform
+    assert torch.isfinite(out[0]).all() and not torch.isfinite(out[1]).all()

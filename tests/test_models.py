@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_faults import flip_tensor_byte  # tests/ is on sys.path (rootdir-relative import)
 
-from audiolab import models
+from audiolab import features, models
 from audiolab.augment import SpecAugment
 from audiolab.features import log_mel_spectrogram
 from audiolab.models import DigitCNN, DigitCNN1d, LogMel, count_parameters
@@ -184,3 +184,16 @@ def test_cached_weights_are_not_trained_by_every_process_of_a_distributed_run(
     models.cached_weights(path, model, lambda: {"epochs": 1})
     monkeypatch.setenv("WORLD_SIZE", "2")  # cached: every process loads it
     assert models.cached_weights(path, torch.nn.Linear(3, 2), lambda: {}).info["from_cache"]
+
+
+def test_logmel_is_the_feature_function_in_one_compiled_graph():
+    import torch._dynamo as dynamo
+
+    x = torch.randn(3, 16000) * 0.1
+    ref = features.log_mel_spectrogram(x, 16000, 512, 160, n_mels=64)
+    ref = (ref - ref.mean((-2, -1), keepdim=True)) / (ref.std((-2, -1), keepdim=True) + 1e-5)
+    assert torch.equal(models.LogMel()(x)[:, 0], ref)  # the same operations: bit for bit
+    cnn = models.DigitCNN(frontend=True)
+    assert not [k for k in cnn.state_dict() if k.startswith("frontend.")]  # weights unchanged
+    explained = dynamo.explain(cnn.train())(x)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
