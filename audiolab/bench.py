@@ -118,7 +118,8 @@ def _tutorial_fit(model: nn.Module, loader: DataLoader, steps: int, device: torc
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}
 
 
-def _peak(dev: torch.device) -> float | None:
+def peak_flops(dev: torch.device) -> float | None:
+    """The dense bf16 peak of CUDA device ``dev`` (FLOP/s) from :data:`PEAK_BF16`, or None."""
     if dev.type != "cuda":
         return None
     name = torch.cuda.get_device_name(dev)
@@ -176,8 +177,10 @@ def fit_loops(
     - ``tutorial, N workers``: a ``DataLoader`` whose dataset computes each clip's features on
       the CPU, float32, a plain loop; for each number of workers in ``workers``.
 
-    Returns the rows (clips/s, ratio to ``fit``, achieved TFLOP/s and fraction of the device's
-    bf16 peak where known) and the FLOPs per clip of one training step.
+    Returns the rows (clips/s, ratio to ``fit``, the precision of the loop's arithmetic,
+    achieved TFLOP/s and its fraction of the device's bf16 peak where known: one yardstick for
+    every loop, which a float32 loop cannot reach), the FLOPs per clip of one training step,
+    the date and the library versions.
     """
     from .datasets import SpokenDigits
     from .models import DigitCNN, LogMel
@@ -218,8 +221,10 @@ def fit_loops(
                       epochs=epochs, batch_size=batch_size, transform=device_features,
                       device=dev, compile=use_compile, progress=False)
         best = min(history["seconds"][1:])
-        return {"clips_per_s": n / best, "first_epoch_s": history["seconds"][0]}
+        return {"clips_per_s": n / best, "first_epoch_s": history["seconds"][0],
+                "precision": bf16}
 
+    bf16 = "bf16 autocast" if dev.type == "cuda" else "float32"
     rows["fit"] = engine(False)
     if compile:
         try:
@@ -235,14 +240,15 @@ def fit_loops(
         net = make(frontend=False) if model == "cnn" else make()
         _tutorial_fit(net, loader, min(steps, 5), dev)  # warm-up
         seconds = _tutorial_fit(net, loader, steps, dev)
-        rows[f"tutorial, {w} workers"] = {"clips_per_s": steps * batch_size / seconds}
+        rows[f"tutorial, {w} workers"] = {"clips_per_s": steps * batch_size / seconds,
+                                          "precision": "float32"}
 
     sample = train.waveforms[:batch_size].to(dev)
     labels = train.labels[:batch_size].to(dev)
     net = make().to(dev)
     x = sample if device_features is None else device_features(sample)
     flops = flops_per_clip(net, x, labels)
-    peak = _peak(dev)
+    peak = peak_flops(dev)
     base = rows["fit"]["clips_per_s"]
     for row in rows.values():
         if "clips_per_s" in row:
@@ -255,9 +261,12 @@ def fit_loops(
         "model": model,
         "device": str(dev),
         "device_name": settings.device_name(dev),
+        "date": time.strftime("%Y-%m-%d"),
+        "versions": settings.versions(),
         "dataset": f"SpokenDigits train ({size}): {n} clips",
         "batch_size": batch_size,
         "steps": steps,
+        "fit_epochs": epochs,
         "mflop_per_clip_per_step": flops / 1e6,
         "peak_bf16_tflop_per_s": peak / 1e12 if peak else None,
         "loops": rows,
@@ -314,4 +323,5 @@ def _lightning(make, train, batch_size: int, epochs: int, device_features, dev: 
                         enable_model_summary=False, callbacks=[timer])
     trainer.fit(Module(make()), loader)
     return {"clips_per_s": len(train) / min(timer.seconds[1:] or timer.seconds),
+            "precision": "bf16-mixed" if dev.type == "cuda" else "float32",
             "version": L.__version__}

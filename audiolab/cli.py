@@ -165,24 +165,32 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 print(json.dumps(result), flush=True)
                 results.append(result)
         print(_loops_table(results))
+    elif args.name == "profile":
+        from . import profiling
+
+        for batch_size in args.batch_size or [64]:
+            result, text = profiling.profile_fit(batch_size, device=args.device, size=args.size,
+                                                 trace_dir=args.trace_dir)
+            print(text)
+            print(json.dumps(result), flush=True)
     return 0
 
 
 def _loops_table(results: list[dict]) -> str:
     """The fit benchmark as a Markdown table."""
-    lines = ["| model | batch | loop | clips/s | vs fit | TFLOP/s | of bf16 peak |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | batch | loop | precision | clips/s | vs fit | TFLOP/s | of bf16 peak |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for loop, row in r["loops"].items():
             if "clips_per_s" not in row:
-                lines.append(f"| {r['model']} | {r['batch_size']} | {loop} | skipped: "
+                lines.append(f"| {r['model']} | {r['batch_size']} | {loop} | | skipped: "
                              f"{row.get('skipped', '')} | | | |")
                 continue
             peak = row.get("fraction_of_peak")
             lines.append(
-                f"| {r['model']} | {r['batch_size']} | {loop} | {row['clips_per_s']:,.0f} | "
-                f"{row['ratio_to_fit']:.2f} | {row['tflop_per_s']:.3f} | "
-                f"{'' if peak is None else format(peak, '.2%')} |"
+                f"| {r['model']} | {r['batch_size']} | {loop} | {row.get('precision', '')} | "
+                f"{row['clips_per_s']:,.0f} | {row['ratio_to_fit']:.2f} | "
+                f"{row['tflop_per_s']:.3f} | {'' if peak is None else format(peak, '.2%')} |"
             )
     return "\n".join(lines)
 
@@ -245,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_student)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("name", choices=["features", "fit"])
+    p.add_argument("name", choices=["features", "fit", "profile"],
+                   help="features: feature speed; fit: training loops side by side; profile: "
+                   "where fit's step time goes (torch.profiler, chapter 3's CNN)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     p.add_argument("--clips", type=_count(1), default=256, help="features: clips per batch")
     p.add_argument("--steps", type=_count(1), default=200, help="fit: optimisation steps")
@@ -255,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit: chapter 3's CNN and/or the MFCC MLP (default both)")
     p.add_argument("--size", choices=settings.MODES, help="fit: SpokenDigits size")
     p.add_argument("--workers", type=_count(0), help="fit: DataLoader workers of the tutorial loop")
+    p.add_argument("--trace-dir", default=None,
+                   help="profile: write Chrome traces here (open in https://ui.perfetto.dev)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("scale", help="train chapter 3's classifier or chapter 8's GAN on 1 and "

@@ -79,17 +79,15 @@ class LogMel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             # No NaN check here: on a GPU it would stall every training step; the engine
             # reports a non-finite loss (and whether the batch's data were finite) instead.
-            # features.log_mel_spectrogram(x, sample_rate, n_fft, hop_length, n_mels=n_mels),
-            # written out as the torchaudio transform computes it (same operations, same
-            # result), since its type checks would split a compiled graph
+            # features.log_mel_spectrogram(x, sample_rate, n_fft, hop_length, n_mels=n_mels): the
+            # STFT as torchaudio's Spectrogram computes it (same call, same result), written out
+            # because its type checks would split a compiled graph; then its mel filterbank
             stft = torch.stft(
                 x.float(), self.n_fft, self.hop_length, self.n_fft,
                 window=self.mel.spectrogram.window, center=True, pad_mode="constant",
                 normalized=False, onesided=True, return_complex=True,
             )
-            power = stft.abs().pow(2.0)
-            mel = torch.matmul(power.transpose(-1, -2), self.mel.mel_scale.fb).transpose(-1, -2)
-            spec = features.power_to_db(mel)
+            spec = features.power_to_db(self.mel.mel_scale(stft.abs().pow(2.0)))
             if self.normalize:
                 mean = spec.mean(dim=(-2, -1), keepdim=True)
                 std = spec.std(dim=(-2, -1), keepdim=True)

@@ -547,7 +547,10 @@ def fit(
     compile
         Run the model through :func:`torch.compile` with static shapes (one graph for the full
         batches and one for the last, smaller batch, which is kept) and, on CUDA, CUDA graphs
-        (``mode="reduce-overhead"``: each step's kernels replayed with one launch). It costs
+        (``mode="reduce-overhead"``: each step's kernels replayed with one launch). ``transform``
+        and ``train_transform`` run eagerly: compiling chapter 2's MFCC transform as well made
+        the MLP's epochs 6-10 % slower on an H200 (the DCT splits it into several graphs);
+        a model that needs its features compiled computes them inside (chapter 3's CNN). It costs
         its compile time at the start (tens of seconds for chapter 3's CNN on a GPU, more on
         a CPU) and pays only for models whose steps are bound by kernel launches; measure
         with ``python -m audiolab bench fit``.
@@ -710,11 +713,11 @@ def fit(
     return history
 
 
-def _reads_every(device: torch.device, group: distributed_.Group | None) -> int | None:
-    """Steps between reads of the numbers that the steps return: every :data:`CHECK_EVERY` steps
-    on the CPU (where reading costs nothing) and in distributed runs (where the ranks must agree
-    on stopping); elsewhere ``None``, once at the end of the epoch."""
-    return CHECK_EVERY if device.type == "cpu" or group is not None else None
+def _reads_at_checks(device: torch.device, group: distributed_.Group | None) -> bool:
+    """Whether the steps' numbers are read at every check (every :data:`CHECK_EVERY` steps): on
+    the CPU, where reading costs nothing, and in distributed runs, where the ranks must agree on
+    stopping. Otherwise (a GPU) they are read once, at the end of the epoch."""
+    return device.type == "cpu" or group is not None
 
 
 def _train_epoch(
@@ -741,13 +744,13 @@ def _train_epoch(
     if group is not None:
         batches = distributed_.shard(batches, group)
     tally = _Tally(ctx.device)
-    reads_every = _reads_every(ctx.device, group)
+    reads = _reads_at_checks(ctx.device, group)
     # A NaN is found only at a check, when it may already have reached the weights: keep a copy
     # of the weights as they were at the last check that found every number finite.
     live = [t for t in ctx.model.state_dict().values() if isinstance(t, Tensor)]
     safe = [t.detach().clone() for t in live]
     safe_after: int | Tensor = 0  # the copy holds the weights after this many batches
-    if reads_every is None:  # kept on the device: all numbers finite so far, and safe_after
+    if not reads:  # kept on the device: all numbers finite so far, and safe_after
         finite = torch.ones((), dtype=torch.bool, device=ctx.device)
         safe_after = torch.zeros((), dtype=torch.int64, device=ctx.device)
     with tqdm(batches, desc=f"epoch {ctx.epoch}", leave=False, disable=not show) as bar:
@@ -757,7 +760,7 @@ def _train_epoch(
             last = index + 1 == len(batches)
             if (index + 1) % CHECK_EVERY and not last:
                 continue
-            if reads_every is None:
+            if not reads:
                 if not last:  # on the device, without waiting for it
                     finite = finite & tally.unfolded_finite()
                     with torch.no_grad():
@@ -777,7 +780,7 @@ def _train_epoch(
                 safe_after = index + 1
             if show:
                 bar.set_postfix(tally.means(), refresh=False)
-    if reads_every is None:
+    if not reads:
         bad = tally.first_nonfinite()  # the one wait for the device in the epoch
         if bad is not None:
             _restore(live, safe)
@@ -788,8 +791,7 @@ def _train_epoch(
 
 def _restore(live: list[Tensor], saved: list[Tensor]) -> None:
     with torch.no_grad():
-        for target, copy in zip(live, saved, strict=True):
-            target.copy_(copy)
+        torch._foreach_copy_(live, saved)
 
 
 class _NonFinite(Exception):  # noqa: N818 (internal signal, turned into a TrainingError)
@@ -1232,7 +1234,7 @@ def _make_optimizers(
         return dict(optimizers)
     if optimizer is None:
         # the fused CUDA kernel updates every parameter in a few launches instead of several per
-        # parameter tensor: the same arithmetic, faster for small models
+        # parameter tensor: the same update rule (rounded in another order), faster for small models
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=_fusable(model) or None)
     elif not isinstance(optimizer, Optimizer) and not callable(optimizer):
         raise TypeError(

@@ -214,12 +214,12 @@ def test_a_nan_leaves_the_model_at_its_last_finite_weights():
 
 def test_without_reads_inside_an_epoch_a_nan_leaves_the_same_weights(monkeypatch):
     # On a GPU the numbers are checked on the device and read once, at the end of the epoch
-    # (training._reads_every gives None there); the same path, run here on the CPU, must stop
+    # (training._reads_at_checks is false there); the same path, run here on the CPU, must stop
     # with the same message and the same last finite weights as the CPU's path.
     x, y = blobs(640)
     results = []
-    for reads_every in (training._reads_every, lambda device, group: None):
-        monkeypatch.setattr(training, "_reads_every", reads_every)
+    for reads in (training._reads_at_checks, lambda device, group: False):
+        monkeypatch.setattr(training, "_reads_at_checks", reads)
         model = mlp()
         with pytest.raises(TrainingError) as err:
             fit(model, (x, y), None, nan_at(20 + 19), epochs=3, **RUN)
@@ -232,7 +232,7 @@ def test_without_reads_inside_an_epoch_a_nan_leaves_the_same_weights(monkeypatch
 
 
 def test_without_reads_inside_an_epoch_the_numbers_are_read_once_per_epoch(monkeypatch):
-    monkeypatch.setattr(training, "_reads_every", lambda device, group: None)
+    monkeypatch.setattr(training, "_reads_at_checks", lambda device, group: False)
     reads, read = [], training._Tally._read_pending
 
     def counting(self):

@@ -269,6 +269,28 @@ def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, mon
     assert len(graphs) == 4, graphs  # training: 32 and 16; evaluation: 32 and 28
 
 
+def test_compile_leaves_the_transforms_eager(data, monkeypatch):
+    graphs = []
+
+    def recording_backend(gm, example_inputs):
+        graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
+        return gm.forward
+
+    def transform(x):  # features on the device
+        return torch.tanh(x) * 2.0
+
+    def augment(x):  # random per call
+        return x + 0.01 * torch.randn_like(x)
+
+    monkeypatch.setattr(training, "COMPILE_BACKEND", recording_backend)
+    compiled = run(data, compile=True, transform=transform, train_transform=augment, seed=3)[1]
+    plain = run(data, transform=transform, train_transform=augment, seed=3)[1]
+    assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+    # the model's 4 graphs (training 32 and 16, evaluation 32 and 28), each with the weights;
+    # no graph of the transforms alone (a single input: x)
+    assert len(graphs) == 4 and all(len(g) > 1 for g in graphs), graphs
+
+
 @pytest.mark.skipif(not CUDA, reason="torch.compile takes ~20 s on a CPU; bf16 autocast needs CUDA")
 def test_cuda_bf16_and_real_compile(data):
     seen = []
