@@ -4,12 +4,15 @@ recording chain that no training recipe of the course uses.
 Real recordings of spoken digits differ from the synthetic corpus in the voices and in the way
 they were recorded (room, microphone, line, codec, background). The test split of
 :class:`~audiolab.datasets.SpokenDigits` already holds voice variants and accents that no model
-trained on; :func:`held_out_recording` adds degradations of kinds that
-:func:`audiolab.augment.domain_randomisation` never produces:
+trained on; :func:`held_out_recording` adds degradations that no training recipe of the
+course produces:
 
 1. a **large reverberant hall**: RT60 of 1.0–1.6 s and a direct-to-reverberant ratio of −6 to
-   0 dB (the training rooms stop at 0.9 s and −3 dB);
-2. **babble**: 3–5 other talkers at 10–20 dB SNR (training noise is white, pink, brown or hum);
+   0 dB (the rooms of :func:`audiolab.augment.domain_randomisation` stop at 0.9 s and −3 dB);
+2. **babble** of 3–5 voices that no model trains on (the caller passes them, e.g. the validation
+   split) at 10–20 dB SNR: an unseen kind of noise for chapter 3's augmentation (white, pink,
+   brown, hum), unseen voices for the randomised recipe
+   (``train_digit_classifier(randomise=True)`` trains with babble of its training clips);
 3. a **lossy speech codec**: an Opus round trip at about 9 kbit/s through libsndfile (training
    never encodes).
 
