@@ -214,6 +214,7 @@ def fit_loops(
         cpu_features = device_features
 
     epochs = max(2, math.ceil(steps / math.ceil(n / batch_size)) + 1)
+    bf16 = "bf16 autocast" if dev.type == "cuda" else "float32"  # the precision of fit's steps
     rows: dict[str, dict[str, float | str]] = {}
 
     def engine(use_compile: bool) -> dict[str, float]:
@@ -224,7 +225,6 @@ def fit_loops(
         return {"clips_per_s": n / best, "first_epoch_s": history["seconds"][0],
                 "precision": bf16}
 
-    bf16 = "bf16 autocast" if dev.type == "cuda" else "float32"
     rows["fit"] = engine(False)
     if compile:
         try:

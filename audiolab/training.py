@@ -327,6 +327,7 @@ class StepContext:
     step: int = 0
     training: bool = True
     max_label: int | None = None
+    capturing: bool = False  # being recorded as a CUDA graph: autocast keeps no cast cache
 
     @property
     def optimizer(self) -> Optimizer:
@@ -340,7 +341,7 @@ class StepContext:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast when mixed precision is on, else a context that does nothing."""
-        return _autocast(self.device, self.amp)
+        return _autocast(self.device, self.amp, cache=not self.capturing)
 
     def clip_gradients(self, parameters: Iterable[Tensor] | None = None) -> None:
         """Scale the gradients down to norm ``grad_clip`` (if set) (default: all the model's)."""
@@ -364,9 +365,11 @@ class StepContext:
         optimizer.step()
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    if amp:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+def _autocast(
+    device: torch.device, amp: bool, cache: bool = True
+) -> contextlib.AbstractContextManager:
+    if amp:  # a CUDA graph must not capture autocast's cache of cast weights
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -546,11 +549,15 @@ def fit(
         bf16 mixed precision (autocast) on CUDA; ignored on the CPU, which runs in float32.
     compile
         Run the model through :func:`torch.compile` with static shapes (one graph for the full
-        batches and one for the last, smaller batch, which is kept) and, on CUDA, CUDA graphs
-        (``mode="reduce-overhead"``: each step's kernels replayed with one launch). ``transform``
-        and ``train_transform`` run eagerly: compiling chapter 2's MFCC transform as well made
-        the MLP's epochs 6-10 % slower on an H200 (the DCT splits it into several graphs);
-        a model that needs its features compiled computes them inside (chapter 3's CNN). It costs
+        batches and one for the last, smaller batch, which is kept) and, on CUDA, CUDA graphs.
+        With the default step, Adam or AdamW and no scheduler, the whole training step
+        (forward, loss, backward, clipping, update) is recorded as one CUDA graph after
+        :attr:`GraphedStep.WARMUP` eager steps and replayed for every full batch
+        (:class:`GraphedStep`); otherwise the model's own graphs are
+        (``mode="reduce-overhead"``). ``transform`` and ``train_transform`` are not compiled:
+        compiling chapter 2's MFCC transform as well made the MLP's epochs 6-10 % slower on an
+        H200 (the DCT splits it into several graphs); a model that needs its features compiled
+        computes them inside (chapter 3's CNN). It costs
         its compile time at the start (tens of seconds for chapter 3's CNN on a GPU, more on
         a CPU) and pays only for models whose steps are bound by kernel launches; measure
         with ``python -m audiolab bench fit``.
@@ -634,7 +641,8 @@ def fit(
     model.to(dev)
     opts = _make_optimizers(model, optimizer, optimizers, lr)
     schedulers = {name: scheduler(opt) for name, opt in opts.items()} if scheduler else {}
-    local_model = _compile(model, dev) if compile else model
+    graphed = compile and step is None and _graphable(dev, opts, schedulers, group)
+    local_model = _compile(model, dev, cuda_graphs=not graphed) if compile else model
     ctx = StepContext(
         model=distributed_.wrap(local_model, group) if group else local_model,
         optimizers=opts,
@@ -645,6 +653,8 @@ def fit(
         max_label=max_label,
     )
     train_step = step or supervised_step(metrics)
+    if graphed:
+        train_step = GraphedStep(train_step)
     config = _config(model, opts, schedulers, seed, batch_size)
     config["settings"] = _run_settings(
         opts, schedulers, grad_clip, amp, loss, step, metrics, early_stopping, train, valid
@@ -1233,8 +1243,9 @@ def _make_optimizers(
             raise ValueError("give optimizer= or optimizers=, not both")
         return dict(optimizers)
     if optimizer is None:
-        # the fused CUDA kernel updates every parameter in a few launches instead of several per
-        # parameter tensor: the same update rule (rounded in another order), faster for small models
+        # the fused CUDA kernel does Adam's whole update in one launch per group of tensors,
+        # instead of one multi-tensor launch per arithmetic operation (foreach): the same update
+        # rule, rounded in another order, and faster for small models
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=_fusable(model) or None)
     elif not isinstance(optimizer, Optimizer) and not callable(optimizer):
         raise TypeError(
@@ -1258,8 +1269,9 @@ def _fusable(model: nn.Module) -> bool:
 COMPILE_BACKEND: Any = "inductor"
 
 
-def _compile(model: nn.Module, device: torch.device) -> nn.Module:
-    """``torch.compile`` with static shapes; on CUDA, with CUDA graphs.
+def _compile(model: nn.Module, device: torch.device, cuda_graphs: bool = True) -> nn.Module:
+    """``torch.compile`` with static shapes; on CUDA, with CUDA graphs unless ``cuda_graphs`` is
+    false (when :class:`GraphedStep` records the whole step as one graph instead).
 
     ``dynamic=False``: one graph per input shape, so an epoch has two (the full batches and the
     last, smaller one, which keeps every example in every epoch) plus those of evaluation, and
@@ -1267,9 +1279,123 @@ def _compile(model: nn.Module, device: torch.device) -> nn.Module:
     kernels once as a CUDA graph and replays them with one launch.
     """
     options: dict[str, Any] = {"dynamic": False}
-    if device.type == "cuda" and COMPILE_BACKEND == "inductor":
+    if cuda_graphs and device.type == "cuda" and COMPILE_BACKEND == "inductor":
         options["mode"] = "reduce-overhead"
     return torch.compile(model, backend=COMPILE_BACKEND, **options)
+
+
+def _graphable(
+    device: torch.device,
+    optimizers: Mapping[str, Optimizer],
+    schedulers: Mapping[str, Any],
+    group: distributed_.Group | None,
+) -> bool:
+    """Whether ``fit(compile=True)`` records the default step as one CUDA graph: on CUDA, one
+    process, no scheduler (a graph replays the learning rate it was recorded with), and Adam or
+    AdamW (which can keep their step counts on the device: ``capturable``)."""
+    return (
+        device.type == "cuda"
+        and group is None
+        and not schedulers
+        and all(type(opt) in (torch.optim.Adam, torch.optim.AdamW) for opt in optimizers.values())
+    )
+
+
+class GraphedStep:
+    """A training step recorded once as a CUDA graph and replayed for every full batch.
+
+    ``fit(compile=True)`` wraps its default step in this on CUDA (see :func:`_graphable`). The
+    forward pass, the loss, the backward pass, gradient clipping and the optimiser's update of
+    one batch are recorded as one CUDA graph, which the host then launches with a single call
+    per step: the Python and kernel-launch overhead of a step of a small model (most of its
+    time on a large GPU) is paid once. How:
+
+    - the first :attr:`WARMUP` full batches run eagerly on a side stream (compilation, cuDNN's
+      algorithm search and the optimiser's state happen there, not in the graph);
+    - the next one is recorded: the batch is copied into static input tensors, the optimisers
+      are switched to ``capturable`` (step counts on the device) and the step is captured, with
+      autocast's weight-cast cache off; the step's numbers are then the graph's static outputs;
+    - every later batch of that shape is copied into the static inputs and the graph replayed;
+      its numbers are copied out (the next replay overwrites them). Batches of another shape
+      (the last, smaller one of an epoch) and validation run eagerly, on the same weights.
+
+    If recording fails (e.g. a metric that reads a number on the host), the step runs eagerly
+    from then on, with a warning that says why.
+    """
+
+    #: Eager full batches before the graph is recorded.
+    WARMUP = 3
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+        self.shape: tuple | None = None  # the batches that are graphed: the first shape trained
+        self.warm = 0
+        self.replay: Callable[[], None] | None = None
+        self.static: tuple[Tensor, ...] = ()
+        self.outputs: dict[str, Tensor] = {}
+        self.failed: str | None = None
+
+    def __call__(self, batch: tuple[Tensor, ...], ctx: StepContext) -> Mapping[str, Any]:
+        if not ctx.training or self.failed is not None:
+            return self.step(batch, ctx)
+        shape = tuple((tuple(t.shape), t.dtype) for t in batch)
+        if self.shape is None:
+            self.shape = shape
+        if shape != self.shape:
+            return self.step(batch, ctx)
+        if self.replay is None:
+            if self.warm < self.WARMUP:
+                self.warm += 1
+                return _on_side_stream(self.step, batch, ctx)
+            try:
+                self.static = tuple(t.clone() for t in batch)
+                self.replay, self.outputs = self.capture(self.static, ctx)
+            except Exception as err:  # noqa: BLE001 (anything that cannot be recorded)
+                self.failed = f"{type(err).__name__}: {err}"
+                warnings.warn(f"fit(compile=True): the step could not be recorded as a CUDA "
+                              f"graph and runs eagerly ({self.failed[:300]})", stacklevel=2)
+                return self.step(batch, ctx)
+        for static, t in zip(self.static, batch, strict=True):
+            static.copy_(t)
+        self.replay()
+        return {k: v.clone() if isinstance(v, Tensor) else v for k, v in self.outputs.items()}
+
+    def capture(
+        self, static: tuple[Tensor, ...], ctx: StepContext
+    ) -> tuple[Callable[[], None], dict[str, Any]]:
+        """Record the step on ``static`` as a CUDA graph: its replay and its static outputs."""
+        for opt in ctx.optimizers.values():
+            _make_capturable(opt, ctx.device)
+            opt.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        ctx.capturing = True
+        try:
+            with torch.cuda.graph(graph):
+                outputs = dict(self.step(static, ctx))
+        finally:
+            ctx.capturing = False
+        return graph.replay, outputs
+
+
+def _on_side_stream(step: Step, batch: tuple[Tensor, ...], ctx: StepContext) -> Mapping[str, Any]:
+    """``step(batch, ctx)`` on a side CUDA stream, as PyTorch asks of warm-up before capture."""
+    main = torch.cuda.current_stream(ctx.device)
+    side = torch.cuda.Stream(ctx.device)
+    side.wait_stream(main)
+    with torch.cuda.stream(side):
+        numbers = step(batch, ctx)
+    main.wait_stream(side)
+    return numbers
+
+
+def _make_capturable(optimizer: Optimizer, device: torch.device) -> None:
+    """Let ``optimizer`` (Adam, AdamW) be recorded in a CUDA graph: step counts on the device."""
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+    for state in optimizer.state.values():
+        step = state.get("step")
+        if isinstance(step, Tensor) and step.device != device:
+            state["step"] = step.to(device=device, dtype=torch.float32)
 
 
 def _to_device(tensors: tuple[Tensor, ...], device: torch.device, name: str) -> tuple[Tensor, ...]:

@@ -247,14 +247,21 @@ def test_progress_is_quiet_unless_asked(data, capsys, monkeypatch):
     assert len(out) == 3 and out[0].startswith("epoch   1/3") and "valid_loss" in out[0]
 
 
-def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, monkeypatch):
+def record_graphs(monkeypatch) -> list[list[tuple[int, ...]]]:
+    """Make fit(compile=True) record the input shapes of every graph it compiles and run the
+    graph eagerly (seconds, instead of ~20 s for the real compiler); returns the record."""
     graphs = []
 
-    def recording_backend(gm, example_inputs):  # runs the graph eagerly: seconds, not ~20 s
+    def recording_backend(gm, example_inputs):
         graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
         return gm.forward
 
     monkeypatch.setattr(training, "COMPILE_BACKEND", recording_backend)
+    return graphs
+
+
+def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, monkeypatch):
+    graphs = record_graphs(monkeypatch)
     model, history = run(data, compile=True, epochs=3, checkpoint=tmp_path / "c.pt")
     plain = run(data, epochs=3)[1]
     assert history["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
@@ -270,11 +277,7 @@ def test_compile_uses_static_shapes_and_keeps_the_last_batch(data, tmp_path, mon
 
 
 def test_compile_leaves_the_transforms_eager(data, monkeypatch):
-    graphs = []
-
-    def recording_backend(gm, example_inputs):
-        graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
-        return gm.forward
+    graphs = record_graphs(monkeypatch)
 
     def transform(x):  # features on the device
         return torch.tanh(x) * 2.0
@@ -282,13 +285,107 @@ def test_compile_leaves_the_transforms_eager(data, monkeypatch):
     def augment(x):  # random per call
         return x + 0.01 * torch.randn_like(x)
 
-    monkeypatch.setattr(training, "COMPILE_BACKEND", recording_backend)
     compiled = run(data, compile=True, transform=transform, train_transform=augment, seed=3)[1]
     plain = run(data, transform=transform, train_transform=augment, seed=3)[1]
     assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
     # the model's 4 graphs (training 32 and 16, evaluation 32 and 28), each with the weights;
     # no graph of the transforms alone (a single input: x)
     assert len(graphs) == 4 and all(len(g) > 1 for g in graphs), graphs
+
+
+def test_the_whole_step_is_graphed_only_where_it_is_safe():
+    params = list(mlp().parameters())
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    adam = {"optimizer": torch.optim.Adam(params)}
+    assert training._graphable(cuda, adam, {}, None)
+    assert training._graphable(cuda, {"o": torch.optim.AdamW(params)}, {}, None)
+    assert not training._graphable(cpu, adam, {}, None)
+    assert not training._graphable(cuda, {"o": torch.optim.SGD(params, lr=0.1)}, {}, None)
+    assert not training._graphable(cuda, adam, {"optimizer": object()}, None)  # a scheduler
+
+
+class EmulatedGraph(training.GraphedStep):
+    """Records nothing: its "replay" runs the step eagerly on the static inputs and writes the
+    numbers into the same output tensors, as a CUDA graph's replay would."""
+
+    def capture(self, static, ctx):
+        self.captured = getattr(self, "captured", 0) + 1
+        outputs = {}
+
+        def replay():
+            for key, value in self.step(static, ctx).items():
+                if key in outputs:
+                    outputs[key].copy_(value)
+                else:
+                    outputs[key] = value.clone()
+
+        return replay, outputs
+
+
+def test_graphed_step_warms_up_records_once_and_replays_full_batches(data, monkeypatch):
+    monkeypatch.setattr(training, "_on_side_stream", lambda step, batch, ctx: step(batch, ctx))
+    shapes = []
+
+    def base(batch, ctx):
+        shapes.append((ctx.training, len(batch[0])))
+        return training.supervised_step()(batch, ctx)
+
+    graphed = EmulatedGraph(base)
+    _, history = run(data, step=graphed, epochs=3, seed=5)
+    _, plain = run(data, epochs=3, seed=5)
+    # same batches, same arithmetic: the copies into the static inputs and out of the static
+    # outputs change nothing, and every step's number is its own (cloned before the next replay)
+    assert history["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
+    assert history["valid_loss"] == pytest.approx(plain["valid_loss"], rel=1e-6)
+    assert graphed.captured == 1 and graphed.failed is None
+    assert graphed.shape == (((32, 8), torch.float32), ((32,), torch.int64))
+    # 240 examples: 7 batches of 32 and one of 16 per epoch; 3 warm-up batches, then replays
+    assert shapes.count((True, 16)) == 3 and shapes.count((True, 32)) == 21
+
+
+def test_a_step_that_cannot_be_recorded_runs_eagerly_with_a_warning(data, monkeypatch):
+    monkeypatch.setattr(training, "_on_side_stream", lambda step, batch, ctx: step(batch, ctx))
+
+    class Unrecordable(training.GraphedStep):
+        WARMUP = 1
+
+        def capture(self, static, ctx):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    graphed = Unrecordable(training.supervised_step())
+    with pytest.warns(UserWarning, match="could not be recorded as a CUDA graph and runs eagerly"):
+        _, history = run(data, step=graphed, epochs=2, seed=5)
+    _, plain = run(data, epochs=2, seed=5)
+    assert history["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
+    assert "not permitted" in graphed.failed
+
+
+def test_autocast_keeps_no_cast_cache_while_a_graph_is_recorded():
+    ctx = training.StepContext(model=mlp(), optimizers={}, device=torch.device("cpu"), amp=True)
+    assert ctx.autocast()._cache_enabled is not False
+    ctx.capturing = True
+    assert ctx.autocast()._cache_enabled is False
+
+
+@pytest.mark.skipif(not CUDA, reason="CUDA graphs need CUDA")
+def test_cuda_whole_step_graph_trains_like_eager(data, monkeypatch):
+    monkeypatch.setattr(training, "COMPILE_BACKEND", "eager")  # the graph without inductor
+    made, original = [], training.GraphedStep
+
+    def record(step):
+        made.append(original(step))
+        return made[-1]
+
+    monkeypatch.setattr(training, "GraphedStep", record)
+    model = mlp(dropout=0.2)
+    _, graphed = run(data, model=model, device="cuda", compile=True, amp=False, seed=2,
+                     epochs=4, grad_clip=1.0)
+    _, eager = run(data, model=mlp(dropout=0.2), device="cuda", amp=False, seed=2, epochs=4,
+                   grad_clip=1.0)
+    assert len(made) == 1 and made[0].replay is not None and made[0].failed is None
+    assert graphed["train_loss"][-1] < graphed["train_loss"][0]
+    # dropout masks come from the graph's own random offsets: close to eager, not identical
+    assert graphed["valid_loss"][-1] == pytest.approx(eager["valid_loss"][-1], rel=0.2)
 
 
 @pytest.mark.skipif(not CUDA, reason="torch.compile takes ~20 s on a CPU; bf16 autocast needs CUDA")
