@@ -52,7 +52,13 @@ DIGITS: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 #: Bump when the generation code changes: the cached corpora are then rebuilt.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
+#: Ranges (low, high + 1) of a speaker's eSpeak pitch, pitch range (0-100) and rate (words per
+#: minute): wide, since people differ widely (corpus version 1: 20-80, 20-90, 130-210).
+SPEAKER_RANGES: tuple[tuple[int, int], ...] = ((8, 93), (10, 101), (110, 241))
+#: Range (low, high + 1) of a speaker's formant scale in percent: vocal-tract lengths about
+#: 12 % shorter to 14 % longer than the voice variant's (:func:`audiolab.espeak.synthesize`).
+FORMANT_SCALE_PERCENT: tuple[int, int] = (88, 115)
 #: English accents of the synthetic speakers (``en-shaw`` is left out: it reads Shavian script).
 ACCENTS: tuple[str, ...] = (
     "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan",
@@ -166,10 +172,9 @@ def _plan(variants: Sequence[str], speakers_per_variant: int, takes: int, seed: 
         rng = np.random.default_rng([seed, zlib.crc32(variant.encode("utf-8"))])
         for _ in range(speakers_per_variant):
             accent = str(rng.choice(ACCENTS))
-            pitch, pitch_range, rate = (
-                int(rng.integers(*r)) for r in [(20, 81), (20, 91), (130, 211)]
-            )
-            voice = f"{variant}/{accent}/p{pitch}-r{pitch_range}-s{rate}"
+            pitch, pitch_range, rate = (int(rng.integers(*r)) for r in SPEAKER_RANGES)
+            vtl = int(rng.integers(*FORMANT_SCALE_PERCENT))  # vocal-tract length, in % of formants
+            voice = f"{variant}/{accent}/p{pitch}-r{pitch_range}-s{rate}-f{vtl}"
             for digit, word in enumerate(DIGITS):
                 for take in range(takes):
                     request = {
@@ -180,6 +185,7 @@ def _plan(variants: Sequence[str], speakers_per_variant: int, takes: int, seed: 
                         "pitch": int(np.clip(pitch + rng.integers(-4, 5), 0, 100)),
                         "pitch_range": pitch_range,
                         "seed": int(rng.integers(2**31)),
+                        "formant_scale": vtl / 100,
                     }
                     clip = {
                         "voice": voice,
@@ -193,6 +199,7 @@ def _plan(variants: Sequence[str], speakers_per_variant: int, takes: int, seed: 
                         "rate": request["rate"],
                         "pitch": request["pitch"],
                         "pitch_range": pitch_range,
+                        "formant_scale": vtl / 100,
                         "level_db": round(float(rng.uniform(-20.0, -1.0)), 2),
                         "position": float(rng.uniform()),  # where the word sits in the window
                     }
@@ -313,10 +320,12 @@ def _pcm_to_float(pcm: np.ndarray) -> torch.Tensor:
 class SpokenDigits(_DigitDataset):
     """Spoken digits "zero" to "nine" from hundreds of synthetic eSpeak NG speakers.
 
-    A speaker is a voice variant (timbre) with an English accent, a pitch, a pitch range and
-    a speaking rate, all drawn from a seeded random generator; each take jitters the rate and
-    pitch a little. Each clip is trimmed, peak-normalised to a random level between -20 and
-    -1 dBFS, and placed at a random position in a :data:`CLIP_SECONDS` window.
+    A speaker is a voice variant (timbre) with an English accent, a pitch, a pitch range, a
+    speaking rate and a vocal-tract length (every formant scaled by 0.88 to 1.14), all drawn
+    from a seeded random generator (:data:`SPEAKER_RANGES`, :data:`FORMANT_SCALE_PERCENT`);
+    each take jitters the rate and pitch a little. Each clip is trimmed, peak-normalised to a
+    random level between -20 and -1 dBFS, and placed at a random position in a
+    :data:`CLIP_SECONDS` window.
 
     The splits are disjoint by voice *family* (a variant and its numbered near-copies), about
     80/10/10 by number of variants (:func:`split_families`): every speaker of a test voice is

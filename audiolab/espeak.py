@@ -105,11 +105,70 @@ def _english_languages() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+#: Range of the formant-frequency scale of :func:`synthesize` (vocal-tract-length warping).
+FORMANT_SCALE_LIMITS = (0.7, 1.4)
+_FORMANT_LINE = re.compile(r"^formant\s+(\d+)\s+(\d+)(.*)$", flags=re.MULTILINE)
+_N_FORMANTS = 9  # eSpeak NG's formant table: formants 0 to 8
+
+
+def scaled_variant_text(text: str, scale: float) -> str:
+    """A voice-variant file with every formant frequency multiplied by ``scale``.
+
+    eSpeak NG's ``formant N frequency strength width`` lines give percentages of the language's
+    formants; those a variant does not list are 100 %. Multiplying all of them by ``scale`` is
+    vocal-tract-length warping done in the synthesiser: a shorter vocal tract (``scale`` > 1)
+    raises every resonance by the same factor, while the pitch (the glottal source) stays.
+    """
+    listed = set()
+
+    def scaled(match: re.Match) -> str:
+        listed.add(int(match.group(1)))
+        return f"formant {match.group(1)} {round(int(match.group(2)) * scale)}{match.group(3)}"
+
+    text = _FORMANT_LINE.sub(scaled, text)
+    extra = [f"formant {n} {round(100 * scale)} 100 100" for n in range(_N_FORMANTS)
+             if n not in listed]
+    return text.rstrip("\n") + "\n" + "\n".join(extra) + "\n"
+
+
+def _overlay(source: Path) -> Path:
+    """A private copy of eSpeak NG's data folder whose ``voices/!v`` folder can take new voice
+    variants: links to the shipped files (copies where links are not allowed), removed when the
+    process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="audiolab-espeak-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    target = root / "espeak-ng-data"
+
+    def mirror(src: Path, dst: Path, keep: str | None) -> None:
+        dst.mkdir()
+        for entry in src.iterdir():
+            if entry.name == keep:
+                continue
+            try:
+                (dst / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+            except OSError:  # no symbolic links (e.g. Windows without developer mode)
+                if entry.is_dir():
+                    shutil.copytree(entry, dst / entry.name)
+                else:
+                    shutil.copy2(entry, dst / entry.name)
+
+    mirror(source, target, "voices")
+    mirror(source / "voices", target / "voices", "!v")
+    mirror(source / "voices" / "!v", target / "voices" / "!v", None)
+    return target
+
+
 class _Engine:
     """The process-wide eSpeak NG library handle and the buffer its callback fills."""
 
     def __init__(self) -> None:
-        data = data_path()  # raises a clear error if espeakng-loader is missing
+        shipped = data_path()  # raises a clear error if espeakng-loader is missing
+        data = _overlay(shipped)
+        self.variants = data / "voices" / "!v"  # where scaled variants are written
         import espeakng_loader
 
         library = espeakng_loader.get_library_path()
@@ -192,6 +251,7 @@ def synthesize(
     pitch_range: int = 50,
     word_gap: int = 0,
     seed: int = 0,
+    formant_scale: float = 1.0,
 ) -> np.ndarray:
     """Speak ``text`` and return the waveform.
 
@@ -211,6 +271,10 @@ def synthesize(
         Extra pause between words, in units of 10 ms at the default rate.
     seed
         Seed of eSpeak NG's noise generator (breath, aspiration, Klatt voices).
+    formant_scale
+        Multiplies every formant frequency of the voice (vocal-tract-length warping,
+        :func:`scaled_variant_text`); 1 leaves the voice as it is. In
+        :data:`FORMANT_SCALE_LIMITS`. Needs a ``variant``.
 
     Returns
     -------
@@ -230,10 +294,22 @@ def synthesize(
         low, high = _LIMITS[name]
         if not low <= value <= high:
             raise ValueError(f"{name}={value} is out of eSpeak NG's range [{low}, {high}]")
+    low, high = FORMANT_SCALE_LIMITS
+    if not low <= formant_scale <= high:
+        raise ValueError(f"formant_scale={formant_scale} is out of [{low}, {high}]")
+    if formant_scale != 1.0 and variant is None:
+        raise ValueError("formant_scale needs a voice variant (e.g. variant='m3')")
     voice = voice_name(language, variant)
     engine = _engine()
     lib = engine.lib
     with engine.lock:
+        if formant_scale != 1.0:  # a variant file with scaled formants, written once
+            name = f"{variant}~vtl{round(formant_scale * 1000)}"
+            path = engine.variants / name
+            if not path.exists():
+                shipped = (data_path() / "voices" / "!v" / variant).read_text(encoding="utf-8")
+                path.write_text(scaled_variant_text(shipped, formant_scale), encoding="utf-8")
+            voice = f"{language}+{name}"
         status = lib.espeak_SetVoiceByName(voice.encode("utf-8"))
         if status != 0:
             raise EspeakError(

@@ -56,7 +56,7 @@ from audiolab.datasets import (
 )
 
 #: Bump when the generation code of :class:`DigitStrings` changes (cached corpora are rebuilt).
-STRINGS_VERSION = 1
+STRINGS_VERSION = 2
 #: Shortest and longest digit strings (inclusive); lengths are drawn uniformly.
 MIN_DIGITS, MAX_DIGITS = 3, 7
 #: Strings per speaker; speakers per variant are those of SpokenDigits of the same size.
@@ -76,7 +76,7 @@ NOISE_SPLITS: dict[str, tuple[str, ...]] = {
 #: Babble for a voice is made of clips drawn from this many random clips of the other voices.
 BABBLE_POOL = 64
 
-_VOICE_SETTINGS = re.compile(r"p(\d+)-r(\d+)-s(\d+)$")
+_VOICE_SETTINGS = re.compile(r"p(\d+)-r(\d+)-s(\d+)-f(\d+)$")
 
 
 def _speakers(variants: Sequence[str], size: str, seed: int) -> list[dict[str, Any]]:
@@ -85,12 +85,15 @@ def _speakers(variants: Sequence[str], size: str, seed: int) -> list[dict[str, A
     for item in _plan(variants, **SIZES[size], seed=seed):
         clip = item["clip"]
         if clip["voice"] not in speakers:
-            pitch, pitch_range, rate = map(int, _VOICE_SETTINGS.search(clip["voice"]).groups())
+            pitch, pitch_range, rate, vtl = map(
+                int, _VOICE_SETTINGS.search(clip["voice"]).groups()
+            )
             speakers[clip["voice"]] = {
                 **{k: clip[k] for k in ("voice", "variant", "family", "accent", "split")},
                 "pitch": pitch,
                 "pitch_range": pitch_range,
                 "rate": rate,
+                "formant_scale": vtl / 100,
             }
     return list(speakers.values())
 
@@ -120,6 +123,7 @@ def _plan_strings(variants: Sequence[str], size: str, seed: int) -> list[dict[st
                     "pitch": int(np.clip(speaker["pitch"] + rng.integers(-4, 5), 0, 100)),
                     "pitch_range": speaker["pitch_range"],
                     "seed": int(rng.integers(2**31)),
+                    "formant_scale": speaker["formant_scale"],
                 }
                 utterance = {
                     **{k: speaker[k] for k in ("voice", "variant", "family", "accent", "split")},
@@ -129,6 +133,7 @@ def _plan_strings(variants: Sequence[str], size: str, seed: int) -> list[dict[st
                     "rate": request["rate"],
                     "pitch": request["pitch"],
                     "pitch_range": speaker["pitch_range"],
+                    "formant_scale": speaker["formant_scale"],
                     "level_db": round(float(rng.uniform(-20.0, -1.0)), 2),
                     "margins_s": [round(float(rng.uniform(*MARGIN_SECONDS)), 3) for _ in "ab"],
                 }

@@ -49,8 +49,11 @@ def test_items_shapes_and_labels(tiny):
         assert len(ds.metadata) == len(ds)
         for label, meta in zip(ds.labels.tolist(), ds.metadata, strict=True):
             assert DIGITS[label] == meta["text"] and meta["digit"] == label
-            assert {"voice", "variant", "accent", "rate", "pitch"} <= set(meta)
+            assert {"voice", "variant", "accent", "rate", "pitch", "formant_scale"} <= set(meta)
             assert meta["accent"] in datasets.ACCENTS
+            low, high = datasets.FORMANT_SCALE_PERCENT
+            assert low / 100 <= meta["formant_scale"] < high / 100
+            assert meta["voice"].endswith(f"-f{round(meta['formant_scale'] * 100)}")
         wave, label = ds[3]
         assert wave.shape == (16000,) and isinstance(label, int)
         assert torch.equal(wave, ds.waveforms[3])

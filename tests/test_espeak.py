@@ -56,3 +56,42 @@ def test_bad_variant_and_language_give_clear_errors():
         espeak.synthesize("one", language="xx-yy")
     with pytest.raises(ValueError, match="rate=10"):
         espeak.synthesize("one", rate=10)
+
+
+def centroid_and_pitch(wave: np.ndarray) -> tuple[float, float]:
+    """Mean spectral centroid (Hz) of the loud frames, and the median f0 (Hz) by pYIN."""
+    import librosa
+
+    x = wave.astype(np.float32) / 32768
+    S = np.abs(librosa.stft(x, n_fft=1024))
+    loud = (S**2).sum(0) > 0.05 * (S**2).sum(0).max()
+    centroid = float(librosa.feature.spectral_centroid(S=S, sr=espeak.SAMPLE_RATE)[0][loud].mean())
+    f0, _, _ = librosa.pyin(x, fmin=60, fmax=500, sr=espeak.SAMPLE_RATE)
+    return centroid, float(np.nanmedian(f0))
+
+
+@pytest.mark.parametrize("variant", ["m1", "f2", "klatt"])
+def test_formant_scale_moves_the_resonances_and_keeps_the_pitch(variant: str):
+    shorter = centroid_and_pitch(espeak.synthesize("seven", variant=variant, formant_scale=1.14))
+    plain = centroid_and_pitch(espeak.synthesize("seven", variant=variant))
+    longer = centroid_and_pitch(espeak.synthesize("seven", variant=variant, formant_scale=0.88))
+    # a shorter vocal tract raises every formant, so the spectrum's centre of mass goes up
+    assert longer[0] < 0.95 * plain[0] and shorter[0] > 1.05 * plain[0]
+    for _, f0 in (shorter, longer):
+        assert abs(np.log2(f0 / plain[1])) < 0.1  # the pitch stays within a tenth of an octave
+
+
+def test_scaled_variant_text_scales_every_formant():
+    text = "language variant\nname x\nformant 0 98 100 100\nformant 2  97  95 100\npitch 75 109\n"
+    scaled = espeak.scaled_variant_text(text, 1.1)
+    assert "formant 0 108 100 100" in scaled and "formant 2 107  95 100" in scaled
+    for n in (1, 3, 4, 5, 6, 7, 8):  # not listed: 100 % before, 110 % now
+        assert f"formant {n} 110 100 100" in scaled
+    assert "pitch 75 109" in scaled and scaled.count("formant") == 9
+
+
+def test_formant_scale_errors():
+    with pytest.raises(ValueError, match=r"formant_scale=2.0 is out of \[0.7, 1.4\]"):
+        espeak.synthesize("one", variant="m3", formant_scale=2.0)
+    with pytest.raises(ValueError, match="needs a voice variant"):
+        espeak.synthesize("one", variant=None, formant_scale=1.1)

@@ -197,3 +197,24 @@ def test_logmel_is_the_feature_function_in_one_compiled_graph():
     assert not [k for k in cnn.state_dict() if k.startswith("frontend.")]  # weights unchanged
     explained = dynamo.explain(cnn.train())(x)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_transfer_comparison_scores_three_ways_on_the_same_clips() -> None:
+    torch.manual_seed(0)
+    labels = torch.arange(10).repeat(4)
+    pretrained = DigitCNN(channels=(8, 16), dropout=0.0).eval()
+    before = {k: v.clone() for k, v in pretrained.state_dict().items()}
+    data = (_tones(labels, shift=3), labels)
+    held_out = (_tones(labels[:20], shift=3), labels[:20])
+    result = models.transfer_comparison(pretrained, data, held_out, held_out, epochs=2,
+                                        device="cpu")
+    assert set(result["accuracy"]) == {"pretrained, no real data", "trained from scratch",
+                                       "pretrained, fine-tuned"}
+    assert all(0.0 <= a <= 1.0 for a in result["accuracy"].values())
+    assert result["train_clips"] == 40 and result["test_clips"] == 20
+    assert 1 <= result["epochs"]["trained from scratch"] <= 2
+    for key, value in pretrained.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # the pretrained model is untouched
+    with pytest.raises(TypeError, match="DigitCNN"):
+        models.transfer_comparison(torch.nn.Linear(2, 2), data, held_out, held_out)
+
