@@ -426,6 +426,31 @@ def _filter(x: Tensor, b: Tensor, a: Tensor) -> Tensor:
     return AF.lfilter(x, a.to(x.dtype), b.to(x.dtype), clamp=False, batching=True)
 
 
+def _filter_cascade(x: Tensor, filters: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
+    """Filter each row of ``x`` with its own cascade of biquads, in the frequency domain.
+
+    The same output as :func:`_filter` applied once per ``(b, a)`` pair (a causal IIR filter
+    from rest), computed as one product of spectra: the rows are zero-padded to at least twice
+    their length, multiplied by the cascade's frequency response
+    ``H(e^{jω}) = Π_k B_k(e^{jω}) / A_k(e^{jω})`` and cut back. Exact up to the part of the
+    impulse response longer than the padding (for the stable biquads of this module, which
+    decay within tens of milliseconds, far below float32 precision). A recursive filter runs
+    one sample after another (16,000 sequential steps for a second at 16 kHz, once per biquad);
+    the FFT does the whole cascade at once, which on a GPU is orders of magnitude faster.
+    """
+    n = x.shape[-1]
+    n_fft = 1 << (2 * n - 1).bit_length()
+    w = torch.arange(n_fft // 2 + 1, device=x.device, dtype=torch.float64) * (2 * math.pi / n_fft)
+    powers = torch.polar(torch.ones(3, len(w), dtype=torch.float64, device=x.device),
+                         -torch.arange(3, device=x.device, dtype=torch.float64)[:, None] * w)
+    response = torch.ones(len(x), len(w), dtype=torch.complex128, device=x.device)
+    for b, a in filters:
+        response = response * (b.double().to(powers.dtype) @ powers) / (
+            a.double().to(powers.dtype) @ powers)
+    spectrum = torch.fft.rfft(x.float(), n_fft) * response.to(torch.complex64)
+    return torch.fft.irfft(spectrum, n_fft)[..., :n].to(x.dtype)
+
+
 class MicrophoneEQ(_Random):
     """Colour a random subset of the batch like a different microphone and preamp would.
 
@@ -472,14 +497,16 @@ class MicrophoneEQ(_Random):
             return x
         dev = x.device
         m, sr = len(rows), self.sample_rate
-        y = x[rows].float()
-        y = _filter(y, *_biquad_pass("high", self._uniform(self.low_cut, m, dev, True), 0.707, sr))
-        y = _filter(y, *_biquad_pass("low", self._uniform(self.high_cut, m, dev, True), 0.707, sr))
+        filters = [
+            _biquad_pass("high", self._uniform(self.low_cut, m, dev, True), 0.707, sr),
+            _biquad_pass("low", self._uniform(self.high_cut, m, dev, True), 0.707, sr),
+        ]
         for _ in range(self.n_bands):
             f0 = self._uniform((100.0, 0.85 * self.high_cut[0]), m, dev, log=True)
             gain = self._uniform(self.gain_db, m, dev)
             q = self._uniform((0.7, 3.0), m, dev)
-            y = _filter(y, *_biquad_peaking(f0, gain, q, sr))
+            filters.append(_biquad_peaking(f0, gain, q, sr))
+        y = _filter_cascade(x[rows].float(), filters)
         out = x.clone()
         out[rows] = _keep_rms(y, x[rows].float()).to(x.dtype)
         return out
@@ -514,9 +541,8 @@ class TelephoneBand(_Random):
         sr, m = self.sample_rate, len(x)
         y = x.float()
         low, high = (torch.full((m,), f, device=x.device) for f in (300.0, 3400.0))
-        for _ in range(2):
-            y = _filter(y, *_biquad_pass("high", low, 0.707, sr))
-            y = _filter(y, *_biquad_pass("low", high, 0.707, sr))
+        band = [_biquad_pass("high", low, 0.707, sr), _biquad_pass("low", high, 0.707, sr)]
+        y = _filter_cascade(y, band * 2)
         if sr != 8000:
             y = AF.resample(y, sr, 8000)
         if self.mu_law:

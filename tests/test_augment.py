@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from audiolab import augment
 from audiolab.augment import AddNoise, Compose, SpecAugment, SpeedPerturb
 
 SR = 16000
@@ -234,3 +235,24 @@ def test_domain_randomisation_chain_is_seeded_finite_and_eval_identity() -> None
     assert not torch.equal(a, x)
     chain = domain_randomisation().eval()
     assert torch.equal(chain(x), x)
+
+
+def test_biquad_cascade_in_the_frequency_domain_equals_recursive_filtering() -> None:
+    # the FFT cascade of MicrophoneEQ and TelephoneBand against torchaudio's lfilter, biquad by
+    # biquad, each row with its own filters (high-pass, low-pass, two peaks)
+    torch.manual_seed(0)
+    m, sr = 4, 16000
+    x = torch.randn(m, 8000)
+    filters = [
+        augment._biquad_pass("high", torch.tensor([50.0, 120.0, 200.0, 300.0]), 0.707, sr),
+        augment._biquad_pass("low", torch.tensor([3400.0, 5000.0, 7000.0, 7800.0]), 0.707, sr),
+        augment._biquad_peaking(torch.tensor([300.0, 900.0, 2500.0, 5000.0]),
+                                torch.tensor([-8.0, 6.0, 3.0, -4.0]),
+                                torch.tensor([0.7, 1.5, 3.0, 2.0]), sr),
+    ]
+    recursive = x
+    for b, a in filters:
+        recursive = augment._filter(recursive, b, a)
+    cascade = augment._filter_cascade(x, filters)
+    assert cascade.shape == x.shape and cascade.dtype == x.dtype
+    assert torch.allclose(cascade, recursive, atol=1e-4 * float(recursive.abs().max()))
