@@ -184,7 +184,7 @@ def _profile_mode(name: str, compile: bool, train, dev, batch_size: int, skip: i
     trace = trace_dir / f"trace-{name}.json"
     probe = _Probe(dev, skip, n, epoch=2)
     model: nn.Module = DigitCNN(frontend=True)
-    graphed = compile and dev.type == "cuda"  # as fit(compile=True) trains it: see _graphable
+    graphed = compile and dev.type == "cuda" and training.GRAPH_WHOLE_STEP  # as fit: _graphable
     if graphed:  # fit's own path, taken by hand because the probe is a custom step
         probe.base = training.GraphedStep(probe.base)
         model = training._compile(model.to(dev), dev, cuda_graphs=False)

@@ -327,7 +327,11 @@ class StepContext:
     step: int = 0
     training: bool = True
     max_label: int | None = None
-    capturing: bool = False  # being recorded as a CUDA graph: autocast keeps no cast cache
+    #: The step is recorded and replayed as a CUDA graph (:class:`GraphedStep`): autocast keeps
+    #: no cast cache, in every step of the run (warm-up, recording, eager batches), because a
+    #: graph must not capture the cache and ``torch.compile`` guards on the cache setting: a
+    #: setting that changed at the recording would recompile the model inside the capture.
+    graphed: bool = False
 
     @property
     def optimizer(self) -> Optimizer:
@@ -341,7 +345,7 @@ class StepContext:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast when mixed precision is on, else a context that does nothing."""
-        return _autocast(self.device, self.amp, cache=not self.capturing)
+        return _autocast(self.device, self.amp, cache=not self.graphed)
 
     def clip_gradients(self, parameters: Iterable[Tensor] | None = None) -> None:
         """Scale the gradients down to norm ``grad_clip`` (if set) (default: all the model's)."""
@@ -1267,6 +1271,9 @@ def _fusable(model: nn.Module) -> bool:
 
 #: The compiler of ``fit(compile=True)`` (tests swap in a recording backend).
 COMPILE_BACKEND: Any = "inductor"
+#: ``fit(compile=True)`` records the whole default step as one CUDA graph where it can
+#: (:class:`GraphedStep`); ``False`` compiles the model alone (with its own CUDA graphs).
+GRAPH_WHOLE_STEP: bool = True
 
 
 def _compile(model: nn.Module, device: torch.device, cuda_graphs: bool = True) -> nn.Module:
@@ -1294,7 +1301,8 @@ def _graphable(
     process, no scheduler (a graph replays the learning rate it was recorded with), and Adam or
     AdamW (which can keep their step counts on the device: ``capturable``)."""
     return (
-        device.type == "cuda"
+        GRAPH_WHOLE_STEP
+        and device.type == "cuda"
         and group is None
         and not schedulers
         and all(type(opt) in (torch.optim.Adam, torch.optim.AdamW) for opt in optimizers.values())
@@ -1336,6 +1344,7 @@ class GraphedStep:
         self.failed: str | None = None
 
     def __call__(self, batch: tuple[Tensor, ...], ctx: StepContext) -> Mapping[str, Any]:
+        ctx.graphed = True  # the same autocast setting in every step: see StepContext.graphed
         if not ctx.training or self.failed is not None:
             return self.step(batch, ctx)
         shape = tuple((tuple(t.shape), t.dtype) for t in batch)
@@ -1354,7 +1363,15 @@ class GraphedStep:
                 self.failed = f"{type(err).__name__}: {err}"
                 warnings.warn(f"fit(compile=True): the step could not be recorded as a CUDA "
                               f"graph and runs eagerly ({self.failed[:300]})", stacklevel=2)
-                return self.step(batch, ctx)
+                try:
+                    return self.step(batch, ctx)
+                except RuntimeError as after:  # e.g. CUDA's random generator left mid-capture
+                    raise RuntimeError(
+                        f"fit(compile=True): recording the step as a CUDA graph failed "
+                        f"({self.failed[:200]}) and the step cannot run eagerly after it "
+                        f"({after}); set audiolab.training.GRAPH_WHOLE_STEP = False to compile "
+                        "the model alone, and please report the model that failed"
+                    ) from after
         for static, t in zip(self.static, batch, strict=True):
             static.copy_(t)
         self.replay()
@@ -1368,12 +1385,8 @@ class GraphedStep:
             _make_capturable(opt, ctx.device)
             opt.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        ctx.capturing = True
-        try:
-            with torch.cuda.graph(graph):
-                outputs = dict(self.step(static, ctx))
-        finally:
-            ctx.capturing = False
+        with torch.cuda.graph(graph):
+            outputs = dict(self.step(static, ctx))
         return graph.replay, outputs
 
 

@@ -4,6 +4,7 @@ Everything runs on small synthetic tensors on the CPU; the CUDA-only features (b
 torch.compile with its real backend) have tests that run only where CUDA is.
 """
 
+import contextlib
 import functools
 import io
 import math
@@ -360,11 +361,65 @@ def test_a_step_that_cannot_be_recorded_runs_eagerly_with_a_warning(data, monkey
     assert "not permitted" in graphed.failed
 
 
+def test_a_failed_recording_that_breaks_the_eager_step_says_how_to_turn_graphs_off(data):
+    class BrokenAfter(training.GraphedStep):
+        WARMUP = 0
+
+        def capture(self, static, ctx):
+            raise RuntimeError("operation failed due to a previous error during capture")
+
+    def step(batch, ctx):  # the eager step after the failed recording fails too
+        raise RuntimeError("Offset increment outside graph capture encountered unexpectedly.")
+
+    ctx = training.StepContext(model=mlp(), optimizers={"main": torch.optim.Adam(
+        mlp().parameters())}, device=torch.device("cpu"), loss=F.cross_entropy)
+    with pytest.warns(UserWarning, match="could not be recorded"), \
+            pytest.raises(RuntimeError, match="GRAPH_WHOLE_STEP = False"):
+        BrokenAfter(step)((data["train"][0][:32], data["train"][1][:32]), ctx)
+
+
 def test_autocast_keeps_no_cast_cache_while_a_graph_is_recorded():
     ctx = training.StepContext(model=mlp(), optimizers={}, device=torch.device("cpu"), amp=True)
     assert ctx.autocast()._cache_enabled is not False
-    ctx.capturing = True
+    ctx.graphed = True
     assert ctx.autocast()._cache_enabled is False
+
+
+class _FakeCUDAGraph:
+    """Stands in for torch.cuda.CUDAGraph on the CPU: recording runs the step once, replay
+    does nothing (enough to watch what the recording does)."""
+
+    def replay(self) -> None:
+        pass
+
+
+def test_recording_does_not_recompile_the_model(data, monkeypatch):
+    # torch.compile guards on autocast's cache setting: if the recording step used another
+    # setting than the warm-up steps, the model would be compiled again inside the capture
+    # (on a GPU that breaks the capture: a compiler launches work of its own). GraphedStep's
+    # real capture runs here with a fake graph; every step must see the same setting.
+    monkeypatch.setattr(training, "_on_side_stream", lambda step, batch, ctx: step(batch, ctx))
+    monkeypatch.setattr(training, "_make_capturable", lambda opt, device: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeCUDAGraph)
+    monkeypatch.setattr(torch.cuda, "graph", lambda graph: contextlib.nullcontext())
+    seen = []
+
+    def base(batch, ctx):
+        seen.append((ctx.training, ctx.autocast()._cache_enabled))
+        return training.supervised_step()(batch, ctx)
+
+    model = torch.compile(mlp(), backend="eager", dynamic=False)
+    ctx = training.StepContext(model=model, optimizers={"main": torch.optim.Adam(
+        model.parameters())}, device=torch.device("cpu"), loss=F.cross_entropy, amp=True)
+    graphed = training.GraphedStep(base)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    x, y = data["train"][0][:32], data["train"][1][:32]
+    for _ in range(graphed.WARMUP + 1):  # the warm-up steps, then the recording
+        graphed((x, y), ctx)
+    assert graphed.failed is None and graphed.replay is not None
+    assert {cache for _, cache in seen} == {False}
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
 @pytest.mark.skipif(not CUDA, reason="CUDA graphs need CUDA")
