@@ -306,6 +306,7 @@ def room_impulse_responses(
     drr_db: Tensor,
     sample_rate: int = 16000,
     generator: torch.Generator | None = None,
+    length: int | None = None,
 ) -> Tensor:
     """Synthetic room impulse responses with the asked reverberation times, one per row.
 
@@ -313,7 +314,8 @@ def room_impulse_responses(
     envelope whose energy falls by 60 dB in ``RT60`` seconds,
     ``h[n] = w[n] · 10^(−3 n / (f_s · RT60))``, preceded by a unit direct path; the late part
     starts 2.5 ms after it and is scaled so that the direct-to-reverberant energy ratio is
-    ``drr_db``. Length: ``1.2 · max(RT60)`` seconds. Each response is normalised to unit energy.
+    ``drr_db``. Length: ``length`` samples, by default ``1.2 · max(RT60)`` seconds. Each response
+    is normalised to unit energy.
 
     Parameters
     ----------
@@ -323,6 +325,10 @@ def room_impulse_responses(
         In Hz.
     generator
         Random source (``None``: torch's global state); the device is ``rt60``'s.
+    length
+        Taps of every response. A fixed length gives every batch the same shapes (on a GPU,
+        an FFT plan per shape is made once and reused; a new length each batch makes a new plan
+        each time); leave ``None`` for one response or a one-off batch.
 
     Returns
     -------
@@ -332,7 +338,9 @@ def room_impulse_responses(
     sample_rate = checks.sample_rate(sample_rate)
     if rt60.ndim != 1 or drr_db.shape != rt60.shape or not bool((rt60 > 0).all()):
         raise ValueError("rt60 and drr_db must be (batch,) tensors with rt60 > 0 seconds")
-    taps = max(int(1.2 * float(rt60.max()) * sample_rate), 8)
+    taps = length if length is not None else max(int(1.2 * float(rt60.max()) * sample_rate), 8)
+    if taps < 8:
+        raise ValueError(f"length must be at least 8 taps, got {taps}")
     delay = max(int(0.0025 * sample_rate), 1)
     n = torch.arange(taps, device=rt60.device, dtype=torch.float32)
     envelope = 10.0 ** (-3.0 * n / (sample_rate * rt60[:, None].float()))
@@ -356,8 +364,10 @@ class Reverb(_Random):
 
     Each chosen example gets its own response from :func:`room_impulse_responses` with
     ``RT60`` uniform in ``rt60`` seconds and direct-to-reverberant ratio uniform in ``drr_db``
-    (living rooms and offices: 0.2–0.8 s; a small hall: over 1 s). The result keeps the
-    example's length (the tail past the end is cut) and its RMS level.
+    (living rooms and offices: 0.2–0.8 s; a small hall: over 1 s). Every response has the taps
+    of the longest ``RT60`` of the range (1.2 times it), so that every batch has the same
+    shapes. The result keeps the example's length (the tail past the end is cut) and its RMS
+    level.
     """
 
     def __init__(
@@ -382,7 +392,8 @@ class Reverb(_Random):
         (lo, hi), (dlo, dhi) = self.rt60, self.drr_db
         rt60 = lo + (hi - lo) * self.rand(len(rows), device=dev)
         drr = dlo + (dhi - dlo) * self.rand(len(rows), device=dev)
-        rir = room_impulse_responses(rt60, drr, self.sample_rate, self.generator(dev))
+        taps = max(int(1.2 * hi * self.sample_rate), 8)
+        rir = room_impulse_responses(rt60, drr, self.sample_rate, self.generator(dev), taps)
         wet = AF.fftconvolve(x[rows].float(), rir)[:, : x.shape[1]]
         out = x.clone()
         out[rows] = _keep_rms(wet, x[rows].float()).to(x.dtype)
