@@ -100,12 +100,15 @@ def train_mask_model(
     batch_size: int,
     device: torch.device | str | None = None,
     seed: int = 0,
+    patience: int | None = None,
 ) -> History:
     """Chapter 4's recipe for a mask model: one-cycle Adam (peak 3e-3), clipping 5, remixing.
 
     ``train`` and ``valid`` are :class:`~audiolab.speech.NoisySpeech` sets (or anything with
-    ``noisy``, ``clean`` and ``noise`` tensors). Early stopping on the validation loss with
-    patience 10 keeps the best epoch's weights.
+    ``noisy``, ``clean`` and ``noise`` tensors). The weights of the epoch with the lowest
+    validation loss are kept. By default training is not stopped early (``patience`` = all
+    epochs): the one-cycle learning rate becomes small only in the last epochs, and the
+    validation loss can stall for ten epochs before them.
     """
     for name, corpus in (("train", train), ("valid", valid)):
         if not all(hasattr(corpus, k) for k in ("noisy", "clean", "noise")):
@@ -131,7 +134,7 @@ def train_mask_model(
         device=device,
         progress=False,
         seed=seed,
-        early_stopping=EarlyStopping(monitor="valid_loss", patience=10),
+        early_stopping=EarlyStopping(monitor="valid_loss", patience=patience or epochs),
     )
 
 
@@ -169,7 +172,7 @@ def enhance(model: nn.Module, noisy: torch.Tensor, batch_size: int = 64) -> torc
 
 
 #: Bump when MaskLSTM or its recipe changes: cached weights are then retrained.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 
 def pretrained_mask_lstm(
