@@ -37,7 +37,7 @@ from audiolab.cache import write_atomically
 MODEL_VERSION = 3
 #: Training settings of :func:`pretrained_digit_classifier` by corpus size.
 TRAINING: dict[str, dict[str, Any]] = {
-    "quick": {"epochs": 20, "batch_size": 32, "lr": 3e-3, "patience": 8},
+    "quick": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "patience": 8},
     "full": {"epochs": 30, "batch_size": 64, "lr": 3e-3, "patience": 8},
 }
 
@@ -291,8 +291,8 @@ def pretrained_digit_classifier(
 ) -> DigitCNN:
     """A :class:`DigitCNN` trained on :class:`~audiolab.datasets.SpokenDigits`, in eval mode.
 
-    The first call trains it (full size: well under a minute on a GPU; quick size: about a
-    minute on a laptop CPU) and saves the weights atomically in
+    The first call trains it (full size on a GPU, quick size on a laptop CPU: chapter 3 prints
+    how long it took) and saves the weights atomically in
     ``cache_dir()/models/digit_cnn-v{MODEL_VERSION}-{size}-{hash}.pt``; later calls load them.
     Nothing is downloaded. A damaged file is reported with a warning and the model retrained.
 
