@@ -121,8 +121,9 @@ class DigitCNN(nn.Module):
     Receptive field: each 3×3 convolution widens it by 2 input steps of its layer and each
     2×2 pooling by 1 step, while the step doubles after each pooling: 1 → 3 → 4 (step 2) → 8
     → 10 (step 4) → 18 → 22 (step 8) → 38 → 46 (step 16). A unit of the last block sees
-    46 mel bands × 46 frames (0.46 s); the global pooling then combines them over the whole
-    clip, so the prediction does not depend on where the word is (shift invariance).
+    46 mel bands × 46 frames (45 hops of 10 ms plus one 32 ms window: 482 ms of audio); the
+    global pooling then combines them over the whole clip, so the prediction depends little on
+    where the word is (approximately: max-pooling with stride 2 is not exactly shift-invariant).
     About 98k parameters with the default channels.
 
     Parameters
@@ -185,7 +186,7 @@ class DigitCNN1d(nn.Module):
     spans all mel bands at once, so nothing is shared across frequency: a pattern shifted in
     pitch is a different input to it, while the 2-D model sees an approximately shifted copy
     (only in the upper, logarithmic part of the mel axis). The receptive
-    field in time is the 2-D model's: 46 frames (0.46 s). About 102k parameters with the
+    field in time is the 2-D model's: 46 frames (482 ms of audio). About 102k parameters with the
     default channels.
 
     Parameters are those of :class:`DigitCNN`, plus ``n_mels``, the number of input channels.
