@@ -34,7 +34,9 @@ def _plain(value: Any) -> Any:
             raise ValueError(
                 f"a headline metric is {value}; a results cell must report finite numbers"
             )
-        return float(f"{value:.6g}")  # six significant digits: 6.1e-08 stays 6.1e-08
+        # five significant digits: 6.1e-08 stays 6.1e-08, and no number between 1e-4 and 1e-3
+        # is shown with nine decimals (0.000442743 -> 0.00044274)
+        return float(f"{value:.5g}")
     return value
 
 
