@@ -31,7 +31,7 @@ import torchaudio.transforms as AT
 from torch import Tensor, nn
 
 from audiolab import checks
-from audiolab.noise import NOISE_TYPES, make_noise, mix_at_snr
+from audiolab.noise import NOISE_TYPES, make_noise, scaled_mix
 
 
 class _Random(nn.Module):
@@ -50,9 +50,18 @@ class _Random(nn.Module):
             self._generators[device] = torch.Generator(device).manual_seed(self.seed)
         return self._generators[device]
 
-    def rand(self, *shape: int, device: torch.device) -> Tensor:
-        """Uniform numbers in [0, 1) on ``device``."""
-        return torch.rand(shape, generator=self.generator(device), device=device)
+    def rand(self, *shape: int, device: torch.device | None = None) -> Tensor:
+        """Uniform numbers in [0, 1), drawn on the CPU and then moved to ``device`` if given.
+
+        Per-example parameters (which rows, which SNR, which filter) are drawn on the CPU:
+        there they cost no kernel launch, and decisions taken from them (how many rows to
+        change) need no synchronisation with an accelerator, which would stall its queue. The
+        same seed gives the same parameters on every device.
+        """
+        u = torch.rand(shape, generator=self.generator(torch.device("cpu")))
+        if device is None or torch.device(device).type == "cpu":
+            return u
+        return u.to(device, non_blocking=True)
 
     def chosen_rows(self, x: Tensor, p: float) -> Tensor | None:
         """Indices of the examples of ``x`` to augment, each with probability ``p``.
@@ -61,8 +70,20 @@ class _Random(nn.Module):
         """
         if not self.training or p == 0:
             return None
-        rows = (self.rand(len(x), device=x.device) < p).nonzero().flatten()
-        return rows if len(rows) else None
+        rows = (self.rand(len(x)) < p).nonzero().flatten()
+        return rows.to(x.device, non_blocking=True) if len(rows) else None
+
+
+_RESAMPLERS: dict[tuple[int, int, torch.device, torch.dtype], AT.Resample] = {}
+
+
+def _resample(x: Tensor, orig_freq: int, new_freq: int) -> Tensor:
+    """:func:`torchaudio.functional.resample` with its windowed-sinc kernel made once per
+    rates, device and dtype (the function recomputes it, a dozen small kernels, every call)."""
+    key = (orig_freq, new_freq, x.device, x.dtype)
+    if key not in _RESAMPLERS:
+        _RESAMPLERS[key] = AT.Resample(orig_freq, new_freq, dtype=x.dtype).to(x.device)
+    return _RESAMPLERS[key](x)
 
 
 def _check_waveforms(x: Tensor, name: str) -> None:
@@ -139,20 +160,21 @@ class AddNoise(_Random):
             return x
         batch, n = x.shape
         dev, gen = x.device, self.generator(x.device)
-        noisy = self.rand(batch, device=dev) < self.p
-        kind = (self.rand(batch, device=dev) * len(self.kinds)).long()
+        noisy = self.rand(batch) < self.p  # drawn on the CPU: no synchronisation below
+        kind = (self.rand(batch) * len(self.kinds)).long()
         low, high = self.snr_range
-        snr = low + (high - low) * self.rand(batch, device=dev)
+        snr = (low + (high - low) * self.rand(batch)).to(dev, non_blocking=True)
         noise = torch.zeros_like(x)
         for index, name in enumerate(self.kinds):
             rows = (noisy & (kind == index)).nonzero().flatten()
             if len(rows):
-                noise[rows] = make_noise(
+                noise[rows.to(dev, non_blocking=True)] = make_noise(
                     name, len(rows), n, self.sample_rate,
                     generator=gen, device=dev, speech=self._speech(dev),
                 ).to(x.dtype)  # fmt: skip
-        noise[~noisy] = 1.0  # any non-silent row: those rows keep the clean signal below
-        return torch.where(noisy[:, None], mix_at_snr(x, noise, snr), x)
+        chosen = noisy.to(dev, non_blocking=True)[:, None]
+        noise = noise.masked_fill(~chosen, 1.0)  # rows left clean: any non-silent noise will do
+        return torch.where(chosen, scaled_mix(x, noise, snr.double())[0], x)
 
     def extra_repr(self) -> str:
         return f"kinds={self.kinds}, snr_db={self.snr_range}, p={self.p}, seed={self.seed}"
@@ -198,7 +220,7 @@ class SpeedPerturb(_Random):
         if factor == 1.0:
             return x
         n = x.shape[-1]
-        y = AF.resample(x, round(factor * self.sample_rate), self.sample_rate)
+        y = _resample(x, round(factor * self.sample_rate), self.sample_rate)
         if y.shape[-1] >= n:
             start = (y.shape[-1] - n) // 2
             return y[:, start : start + n]
@@ -209,7 +231,7 @@ class SpeedPerturb(_Random):
         _check_waveforms(x, "SpeedPerturb")
         if not self.training:
             return x
-        choice = int(self.rand(1, device=x.device).item() * len(self.factors))
+        choice = int(self.rand(1).item() * len(self.factors))
         return self.perturb(x, self.factors[min(choice, len(self.factors) - 1)])
 
     def extra_repr(self) -> str:
@@ -307,6 +329,7 @@ def room_impulse_responses(
     sample_rate: int = 16000,
     generator: torch.Generator | None = None,
     length: int | None = None,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """Synthetic room impulse responses with the asked reverberation times, one per row.
 
@@ -324,11 +347,15 @@ def room_impulse_responses(
     sample_rate
         In Hz.
     generator
-        Random source (``None``: torch's global state); the device is ``rt60``'s.
+        Random source (``None``: torch's global state), on ``device``.
     length
         Taps of every response. A fixed length gives every batch the same shapes (on a GPU,
         an FFT plan per shape is made once and reused; a new length each batch makes a new plan
         each time); leave ``None`` for one response or a one-off batch.
+    device
+        Where the responses are made (default: ``rt60``'s device). Pass ``rt60`` and
+        ``drr_db`` on the CPU with ``device`` an accelerator to check them without
+        synchronising with it.
 
     Returns
     -------
@@ -342,9 +369,11 @@ def room_impulse_responses(
     if taps < 8:
         raise ValueError(f"length must be at least 8 taps, got {taps}")
     delay = max(int(0.0025 * sample_rate), 1)
-    n = torch.arange(taps, device=rt60.device, dtype=torch.float32)
+    dev = rt60.device if device is None else torch.device(device)
+    rt60, drr_db = (t.to(dev, non_blocking=True) for t in (rt60, drr_db))
+    n = torch.arange(taps, device=dev, dtype=torch.float32)
     envelope = 10.0 ** (-3.0 * n / (sample_rate * rt60[:, None].float()))
-    noise = torch.randn(len(rt60), taps, device=rt60.device, generator=generator)
+    noise = torch.randn(len(rt60), taps, device=dev, generator=generator)
     late = noise * envelope
     late[:, :delay] = 0.0
     late_energy = late.pow(2).sum(1, keepdim=True).clamp_min(1e-12)
@@ -390,10 +419,11 @@ class Reverb(_Random):
             return x
         dev = x.device
         (lo, hi), (dlo, dhi) = self.rt60, self.drr_db
-        rt60 = lo + (hi - lo) * self.rand(len(rows), device=dev)
-        drr = dlo + (dhi - dlo) * self.rand(len(rows), device=dev)
+        rt60 = lo + (hi - lo) * self.rand(len(rows))
+        drr = dlo + (dhi - dlo) * self.rand(len(rows))
         taps = max(int(1.2 * hi * self.sample_rate), 8)
-        rir = room_impulse_responses(rt60, drr, self.sample_rate, self.generator(dev), taps)
+        rir = room_impulse_responses(rt60, drr, self.sample_rate, self.generator(dev), taps,
+                                     device=dev)
         wet = AF.fftconvolve(x[rows].float(), rir)[:, : x.shape[1]]
         out = x.clone()
         out[rows] = _keep_rms(wet, x[rows].float()).to(x.dtype)
@@ -457,18 +487,37 @@ def _filter_cascade(x: Tensor, filters: Sequence[tuple[Tensor, Tensor]]) -> Tens
     return _filter_cascade_fft(x, filters)
 
 
+_DELAYS: dict[tuple[int, torch.device], Tensor] = {}
+
+
+def _delays(n_fft: int, device: torch.device) -> Tensor:
+    """``e^{-jωk}`` for k = 0, 1, 2 at the ``n_fft // 2 + 1`` rfft frequencies ω, (3, bins)."""
+    key = (n_fft, device)
+    if key not in _DELAYS:
+        w = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (2 * math.pi / n_fft)
+        k = torch.arange(3, dtype=torch.float64)[:, None]
+        _DELAYS[key] = torch.polar(torch.ones(3, len(w), dtype=torch.float64), -k * w).to(device)
+    return _DELAYS[key]
+
+
 def _filter_cascade_fft(x: Tensor, filters: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
-    """:func:`_filter_cascade` in the frequency domain, on any device."""
+    """:func:`_filter_cascade` in the frequency domain, on any device.
+
+    The coefficients (from any device) reach ``x``'s device in one copy, as a
+    ``(biquads, rows, 2, 3)`` complex128 tensor; the response is evaluated in double precision.
+    """
     n = x.shape[-1]
     n_fft = 1 << (2 * n - 1).bit_length()
-    w = torch.arange(n_fft // 2 + 1, device=x.device, dtype=torch.float64) * (2 * math.pi / n_fft)
-    powers = torch.polar(torch.ones(3, len(w), dtype=torch.float64, device=x.device),
-                         -torch.arange(3, device=x.device, dtype=torch.float64)[:, None] * w)
-    response = torch.ones(len(x), len(w), dtype=torch.complex128, device=x.device)
-    for b, a in filters:
-        response = response * (b.double().to(powers.dtype) @ powers) / (
-            a.double().to(powers.dtype) @ powers)
-    spectrum = torch.fft.rfft(x.float(), n_fft) * response.to(torch.complex64)
+    powers = _delays(n_fft, x.device)
+    coeffs = torch.stack([torch.stack([b, a], 1) for b, a in filters])
+    coeffs = coeffs.to(torch.complex128).to(x.device, non_blocking=True)
+    response = None
+    for k in range(len(filters)):
+        ratio = (coeffs[k, :, 0] @ powers) / (coeffs[k, :, 1] @ powers)
+        response = ratio if response is None else response * ratio
+    spectrum = torch.fft.rfft(x.float(), n_fft)
+    if response is not None:
+        spectrum = spectrum * response.to(torch.complex64)
     return torch.fft.irfft(spectrum, n_fft)[..., :n].to(x.dtype)
 
 
@@ -504,11 +553,12 @@ class MicrophoneEQ(_Random):
             )
         self.p = _probability(p)
 
-    def _uniform(self, bounds: tuple[float, float], n: int, dev: torch.device, log: bool = False):
+    def _uniform(self, bounds: tuple[float, float], n: int, log: bool = False) -> Tensor:
+        """``n`` draws on the CPU, uniform in ``bounds`` (on a log scale if ``log``)."""
         lo, hi = bounds
         if log:
             lo, hi = math.log(lo), math.log(hi)
-        u = lo + (hi - lo) * self.rand(n, device=dev)
+        u = lo + (hi - lo) * self.rand(n).double()
         return u.exp() if log else u
 
     def forward(self, x: Tensor) -> Tensor:
@@ -516,16 +566,16 @@ class MicrophoneEQ(_Random):
         rows = self.chosen_rows(x, self.p)
         if rows is None:
             return x
-        dev = x.device
         m, sr = len(rows), self.sample_rate
+        # the filters' coefficients are computed on the CPU, in float64
         filters = [
-            _biquad_pass("high", self._uniform(self.low_cut, m, dev, True), 0.707, sr),
-            _biquad_pass("low", self._uniform(self.high_cut, m, dev, True), 0.707, sr),
+            _biquad_pass("high", self._uniform(self.low_cut, m, True), 0.707, sr),
+            _biquad_pass("low", self._uniform(self.high_cut, m, True), 0.707, sr),
         ]
         for _ in range(self.n_bands):
-            f0 = self._uniform((100.0, 0.85 * self.high_cut[0]), m, dev, log=True)
-            gain = self._uniform(self.gain_db, m, dev)
-            q = self._uniform((0.7, 3.0), m, dev)
+            f0 = self._uniform((100.0, 0.85 * self.high_cut[0]), m, log=True)
+            gain = self._uniform(self.gain_db, m)
+            q = self._uniform((0.7, 3.0), m)
             filters.append(_biquad_peaking(f0, gain, q, sr))
         y = _filter_cascade(x[rows].float(), filters)
         out = x.clone()
@@ -561,16 +611,16 @@ class TelephoneBand(_Random):
         _check_waveforms(x, "TelephoneBand")
         sr, m = self.sample_rate, len(x)
         y = x.float()
-        low, high = (torch.full((m,), f, device=x.device) for f in (300.0, 3400.0))
+        low, high = (torch.full((m,), f, dtype=torch.float64) for f in (300.0, 3400.0))
         band = [_biquad_pass("high", low, 0.707, sr), _biquad_pass("low", high, 0.707, sr)]
         y = _filter_cascade(y, band * 2)
         if sr != 8000:
-            y = AF.resample(y, sr, 8000)
+            y = _resample(y, sr, 8000)
         if self.mu_law:
             peak = y.abs().amax(1, keepdim=True).clamp_min(1e-8)
             y = AF.mu_law_decoding(AF.mu_law_encoding(y / peak, 256), 256) * peak
         if sr != 8000:
-            y = AF.resample(y, 8000, sr)[:, : x.shape[1]]
+            y = _resample(y, 8000, sr)[:, : x.shape[1]]
         return _keep_rms(y, x.float()).to(x.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -613,12 +663,12 @@ class ShiftAndGain(_Random):
         batch, n = x.shape
         dev = x.device
         most = min(int(self.max_shift * self.sample_rate), n - 1)
-        shift = ((2 * self.rand(batch, device=dev) - 1) * most).round().long()
+        shift = ((2 * self.rand(batch) - 1) * most).round().long().to(dev, non_blocking=True)
         index = torch.arange(n, device=dev)[None, :] - shift[:, None]
         inside = (index >= 0) & (index < n)
         y = torch.gather(x, 1, index.clamp(0, n - 1)) * inside
         lo, hi = self.gain_db
-        gain = 10.0 ** ((lo + (hi - lo) * self.rand(batch, device=dev)) / 20.0)
+        gain = (10.0 ** ((lo + (hi - lo) * self.rand(batch)) / 20.0)).to(dev, non_blocking=True)
         return y * gain[:, None].to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -649,7 +699,7 @@ class Clip(_Random):
         batch, dev = len(x), x.device
         lo, hi = self.ceiling
         level = (lo + (hi - lo) * self.rand(batch, device=dev)) * x.abs().amax(1)
-        chosen = self.rand(batch, device=dev) < self.p
+        chosen = (self.rand(batch) < self.p).to(dev, non_blocking=True)
         level = torch.where(chosen, level, torch.full_like(level, float("inf")))[:, None]
         return torch.maximum(torch.minimum(x, level.to(x.dtype)), -level.to(x.dtype))
 

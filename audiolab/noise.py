@@ -301,11 +301,21 @@ def mix_at_snr(
         )
     if bool(torch.isnan(snr).any()):
         raise ValueError("snr_db is NaN; give a number of dB (inf adds no noise)")
+    if bool((noise.double().pow(2).mean(dim=-1) == 0).any()):
+        raise ValueError("a row of the noise is silent: it cannot be scaled to an SNR")
+    mixture, scaled = scaled_mix(clean, noise, snr)
+    return (mixture, scaled) if return_noise else mixture
+
+
+def scaled_mix(clean: Tensor, noise: Tensor, snr_db: Tensor) -> tuple[Tensor, Tensor]:
+    """The arithmetic of :func:`mix_at_snr` without its checks: ``(mixture, scaled noise)``.
+
+    For callers that already know their inputs are valid (same shapes, no silent noise row,
+    ``snr_db`` a float64 tensor on ``clean``'s device, one value per row or a scalar): the
+    checks read values back from the device, which makes a GPU wait for its queue to empty.
+    """
     p_clean = clean.double().pow(2).mean(dim=-1)
     p_noise = noise.double().pow(2).mean(dim=-1)
-    if bool((p_noise == 0).any()):
-        raise ValueError("a row of the noise is silent: it cannot be scaled to an SNR")
-    gain = (p_clean / p_noise).sqrt() * torch.pow(10.0, -snr / 20)
+    gain = (p_clean / p_noise).sqrt() * torch.pow(10.0, -snr_db.double() / 20)
     scaled = (noise.double() * gain.unsqueeze(-1)).to(noise.dtype)
-    mixture = clean + scaled
-    return (mixture, scaled) if return_noise else mixture
+    return clean + scaled, scaled

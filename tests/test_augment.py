@@ -134,6 +134,33 @@ from audiolab.augment import (  # noqa: E402
 )
 
 
+def test_parameters_are_drawn_on_the_cpu_the_same_for_every_device() -> None:
+    a, b = AddNoise(seed=3), AddNoise(seed=3)
+    cpu, moved = a.rand(5), b.rand(5, device=torch.device("meta"))
+    assert cpu.device.type == "cpu" and moved.device.type == "meta"
+    torch.testing.assert_close(AddNoise(seed=3).rand(5), cpu)  # the seed fixes the draws
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_training_chain_never_waits_for_the_gpu() -> None:
+    """No synchronisation: the CPU can queue the next batch's work while the GPU computes."""
+    x = tones(440.0, batch=64).cuda()
+    speech = tones(300.0, batch=32).cuda()
+    chain = Compose(SpeedPerturb(seed=0), domain_randomisation(16000, seed=1),
+                    AddNoise(kinds=("white", "pink", "brown", "hum", "babble"), speech=speech,
+                             p=0.5, seed=2))
+    for _ in range(2):  # the first call makes the FFT plans and resampling kernels
+        chain(x)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            y = chain(x)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert y.is_cuda and y.shape == x.shape and bool(torch.isfinite(y).all())
+
+
 def _rt60_schroeder(h: torch.Tensor) -> float:
     """RT60 from the Schroeder energy decay curve, by a line fitted between -5 and -25 dB (T20)."""
     edc = h.double().pow(2).flip(0).cumsum(0).flip(0)

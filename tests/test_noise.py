@@ -6,7 +6,7 @@ import torch
 from scipy.signal import welch
 
 from audiolab import noise
-from audiolab.noise import NOISE_TYPES, make_noise, mix_at_snr
+from audiolab.noise import NOISE_TYPES, make_noise, mix_at_snr, scaled_mix
 
 SR = 16000
 
@@ -123,6 +123,10 @@ def test_mix_at_snr_is_exact() -> None:
     measured = 10 * torch.log10(clean.double().pow(2).mean(-1) / fixed.double().pow(2).mean(-1))
     assert (measured - 12.5).abs().max() < 1e-4
     assert torch.equal(mix_at_snr(clean, noise_, float("inf")), clean)
+    # the unchecked arithmetic that augmentation uses on an accelerator gives the same mixture
+    unchecked, unchecked_noise = scaled_mix(clean, noise_, snr.double())
+    torch.testing.assert_close(unchecked, mixture)
+    torch.testing.assert_close(unchecked_noise, scaled)
 
 
 def test_mix_at_snr_errors() -> None:

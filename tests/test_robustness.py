@@ -41,6 +41,20 @@ def test_each_degradation_is_what_it_says():
     assert float(hall[:, 13000:].pow(2).sum()) > 100 * float(x[:, 13000:].pow(2).sum())
 
 
+def test_the_codec_streams_are_fixed_chunks_whatever_the_threads(monkeypatch):
+    from audiolab.codecs import codec_round_trip
+
+    x = _clips(5)
+    monkeypatch.setattr(robustness, "CODEC_CHUNK", 2)
+    coded = robustness.held_out_codec(x)
+    level = robustness.HELD_OUT["codec_level"]
+    expected = torch.cat([
+        torch.from_numpy(codec_round_trip(chunk.numpy(), 16000, "opus", level)[0])
+        for chunk in torch.split(x, 2)
+    ])  # fmt: skip
+    torch.testing.assert_close(coded, expected)
+
+
 def test_proxy_test_scores_every_set_and_explains_missing_arguments():
     x, talkers = _clips(), _clips(8, seed=1)
     labels = torch.zeros(len(x), dtype=torch.long)
