@@ -146,10 +146,13 @@ def test_the_training_chain_never_waits_for_the_gpu() -> None:
     """No synchronisation: the CPU can queue the next batch's work while the GPU computes."""
     x = tones(440.0, batch=64).cuda()
     speech = tones(300.0, batch=32).cuda()
-    chain = Compose(SpeedPerturb(seed=0), domain_randomisation(16000, seed=1),
+    speed = SpeedPerturb(seed=0)
+    chain = Compose(speed, domain_randomisation(16000, seed=1),
                     AddNoise(kinds=("white", "pink", "brown", "hum", "babble"), speech=speech,
                              p=0.5, seed=2))
-    for _ in range(2):  # the first call makes the FFT plans and resampling kernels
+    for factor in speed.factors:  # the first calls make FFT plans and resampling kernels
+        speed.perturb(x, factor)
+    for _ in range(5):
         chain(x)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
