@@ -301,7 +301,7 @@ def mix_at_snr(
         )
     if bool(torch.isnan(snr).any()):
         raise ValueError("snr_db is NaN; give a number of dB (inf adds no noise)")
-    if bool((noise.double().pow(2).mean(dim=-1) == 0).any()):
+    if bool(noise.eq(0).all(dim=-1).any()):
         raise ValueError("a row of the noise is silent: it cannot be scaled to an SNR")
     mixture, scaled = scaled_mix(clean, noise, snr)
     return (mixture, scaled) if return_noise else mixture

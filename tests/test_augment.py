@@ -289,7 +289,7 @@ def test_biquad_cascade_in_the_frequency_domain_equals_recursive_filtering() -> 
     assert torch.allclose(cascade, recursive, atol=1e-4 * float(recursive.abs().max()))
 
 
-def test_reverb_uses_one_response_length_for_every_batch() -> None:
+def test_reverb_uses_one_response_length_for_every_batch(monkeypatch) -> None:
     # the same taps whatever RT60s are drawn (a GPU then reuses one FFT plan)
     rir = room_impulse_responses(torch.tensor([0.2, 0.3]), torch.zeros(2), SR, length=4000)
     assert rir.shape == (2, 4000)
@@ -298,11 +298,9 @@ def test_reverb_uses_one_response_length_for_every_batch() -> None:
         room_impulse_responses(torch.tensor([0.2]), torch.zeros(1), SR, length=4)
     seen = []
     original = augment.AF.fftconvolve
-    try:
-        augment.AF.fftconvolve = lambda x, h: seen.append(h.shape[-1]) or original(x, h)
-        reverb = augment.Reverb(rt60=(0.2, 0.9), p=1.0, seed=0).train()
-        for _ in range(3):
-            reverb(torch.randn(4, SR))
-    finally:
-        augment.AF.fftconvolve = original
+    monkeypatch.setattr(augment.AF, "fftconvolve",
+                        lambda x, h: seen.append(h.shape[-1]) or original(x, h))
+    reverb = augment.Reverb(rt60=(0.2, 0.9), p=1.0, seed=0).train()
+    for _ in range(3):
+        reverb(torch.randn(4, SR))
     assert seen == [int(1.2 * 0.9 * SR)] * 3
