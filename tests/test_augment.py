@@ -265,6 +265,9 @@ def test_domain_randomisation_chain_is_seeded_finite_and_eval_identity() -> None
     assert not torch.equal(a, x)
     chain = domain_randomisation().eval()
     assert torch.equal(chain(x), x)
+    rooms = [m for m in chain.modules() if isinstance(m, augment.Reverb)]
+    assert len(rooms) == 1 and rooms[0].rt60 == (0.2, 1.2) and rooms[0].drr_db == (-6.0, 12.0)
+    assert rooms[0].p == 0.6
 
 
 def test_biquad_cascade_in_the_frequency_domain_equals_recursive_filtering() -> None:

@@ -98,3 +98,27 @@ def test_the_recipe_puts_domain_randomisation_in_front_of_the_noise(monkeypatch)
         assert ("babble" in noise.kinds) == randomise  # other training voices, when randomising
         if randomise:
             assert noise.speech is waves
+            # babble is three of the seven kinds (drawn uniformly) and 70 % of the clips get noise
+            assert noise.kinds.count("babble") == 3 and len(noise.kinds) == 7
+            assert noise.p == 0.7
+        else:
+            assert noise.p == 0.5
+
+
+def test_the_full_size_pretrained_classifier_is_the_wide_one(monkeypatch):
+    built = {}
+
+    def fake_cached(path, model, train, retrain=False):
+        built[path.name] = model
+        return model
+
+    monkeypatch.setattr(models, "cached_weights", fake_cached)
+    for size in ("quick", "full"):
+        models.pretrained_digit_classifier(size=size, device="cpu")
+    by_size = {name.split("-")[2]: model for name, model in built.items()}
+    convs = {size: [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+             for size, model in by_size.items()}
+    assert convs == {"quick": [16, 32, 64, 128], "full": [32, 64, 128, 256]}
+    # the width is part of the hashed configuration: changing it changes the file name
+    monkeypatch.setitem(models.TRAINING["full"], "channels", (8, 16, 32, 64))
+    assert models.weights_path("full").name not in built
