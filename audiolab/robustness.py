@@ -8,9 +8,9 @@ trained on; :func:`held_out_recording` adds degradations that no training recipe
 course produces:
 
 1. a **large reverberant hall**: RT60 of 1.0–1.6 s and a direct-to-reverberant ratio of −6 to
-   0 dB (the rooms of :func:`audiolab.augment.domain_randomisation` stop at 1.2 s: two thirds
-   of the hall's range is longer than any training room, and the whole range is longer than the
-   rooms of chapter 3's plain augmentation, which has none);
+   0 dB (the rooms of :func:`audiolab.augment.domain_randomisation` stop at 1.2 s, so two
+   thirds of the hall's range is longer than any training room; chapter 3's plain augmentation
+   has no rooms at all);
 2. **babble** of 3–5 voices that no model trains on (the caller passes them, e.g. the validation
    split) at 10–20 dB SNR: an unseen kind of noise for chapter 3's augmentation (white, pink,
    brown, hum), unseen voices for the randomised recipe
