@@ -98,8 +98,9 @@ def _check_waveforms(x: Tensor, name: str) -> None:
 class AddNoise(_Random):
     """Add noise of a random type at a random SNR to a random subset of the batch.
 
-    Each example is noised with probability ``p``; it then gets one of ``kinds`` (uniformly),
-    mixed by :func:`audiolab.noise.mix_at_snr` at an SNR drawn uniformly from ``snr_db``.
+    Each example is noised with probability ``p``; it then gets one of ``kinds`` (uniformly,
+    so a kind listed twice is drawn twice as often), mixed by :func:`audiolab.noise.mix_at_snr`
+    at an SNR drawn uniformly from ``snr_db``.
 
     Parameters
     ----------
