@@ -34,13 +34,13 @@ from audiolab import checks, features, settings
 from audiolab.cache import write_atomically
 
 #: Bump when the model, its training or its data change: cached weights are then retrained.
-MODEL_VERSION = 4
+MODEL_VERSION = 5
 #: Training settings of :func:`pretrained_digit_classifier` by corpus size.
 TRAINING: dict[str, dict[str, Any]] = {
     "quick": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "patience": 8,
-              "channels": (16, 32, 64, 128)},
+              "channels": (16, 32, 64, 128), "pool": "attention"},
     "full": {"epochs": 30, "batch_size": 64, "lr": 3e-3, "patience": 8,
-             "channels": (32, 64, 128, 256)},
+             "channels": (32, 64, 128, 256), "pool": "attention"},
 }
 
 
@@ -113,12 +113,51 @@ def _block(conv: type[nn.Module], norm: type[nn.Module], pool: type[nn.Module], 
     )
 
 
+class AttentionPool(nn.Module):
+    """Global average pooling next to attention pooling: ``(batch, C, F, T)`` → ``(batch, 2C)``.
+
+    A 1×1 convolution scores every position ``p`` of the feature map with ``heads`` numbers
+    ``s_{h,p}``; a softmax over the positions turns each head's scores into weights
+    ``a_{h,p} = exp(s_{h,p}) / Σ_q exp(s_{h,q})`` that sum to one. The attention-pooled vector
+    is ``(1/H) Σ_h Σ_p a_{h,p} x_p`` (``x_p``: the ``C`` features at position ``p``, ``H`` =
+    ``heads``), and the output is the plain average ``(1/P) Σ_p x_p`` (``P`` positions)
+    followed by it. The average alone gives every position the same say, so a loud competing
+    talker before or after the word pulls on the decision as much as the word does; the
+    attention weights let the model listen where the word it recognises is.
+
+    Parameters
+    ----------
+    channels
+        Feature maps ``C`` of the input.
+    heads
+        Number of attention maps ``H`` (their pooled vectors are averaged).
+    """
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = checks.integer("heads", heads)
+        self.score = nn.Conv2d(channels, heads, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(
+                f"AttentionPool takes (batch, channels, freq, time), got {tuple(x.shape)}"
+            )
+        # softmax in float32 (under autocast the scores may be half precision)
+        weights = self.score(x).flatten(2).float().softmax(dim=-1).to(x.dtype)  # (batch, H, P)
+        values = x.flatten(2)  # (batch, C, P)
+        attended = torch.einsum("bhp,bcp->bc", weights, values) / self.heads
+        return torch.cat([values.mean(dim=-1), attended], dim=1)
+
+
 class DigitCNN(nn.Module):
     """A compact 2-D CNN that classifies 1 s spoken digits from their log-mel spectrogram.
 
     Four blocks of ``Conv2d(3×3) – BatchNorm2d – ReLU – MaxPool2d(2)`` with ``channels``
     (16, 32, 64, 128) feature maps, global average pooling over frequency and time, dropout and
-    a linear layer to the class scores (logits).
+    a linear layer to the class scores (logits). With ``pool="attention"`` the average is
+    joined by attention pooling (:class:`AttentionPool`), which doubles the linear layer's
+    inputs; :func:`pretrained_digit_classifier` uses it.
 
     Receptive field: each 3×3 convolution widens it by 2 input steps of its layer and each
     2×2 pooling by 1 step, while the step doubles after each pooling: 1 → 3 → 4 (step 2) → 8
@@ -143,6 +182,9 @@ class DigitCNN(nn.Module):
         with or without it).
     dropout
         Dropout probability before the linear layer.
+    pool
+        ``"average"`` (global average pooling) or ``"attention"`` (:class:`AttentionPool`:
+        the average and an attention-weighted sum, side by side).
     """
 
     def __init__(
@@ -152,8 +194,11 @@ class DigitCNN(nn.Module):
         frontend: bool = True,
         spec_augment: nn.Module | None = None,
         dropout: float = 0.1,
+        pool: str = "average",
     ) -> None:
         super().__init__()
+        if pool not in ("average", "attention"):
+            raise ValueError(f"pool must be 'average' or 'attention', got {pool!r}")
         self.frontend = LogMel() if frontend else None
         self.spec_augment = spec_augment
         widths = [1, *channels]
@@ -163,12 +208,12 @@ class DigitCNN(nn.Module):
                 for a, b in zip(widths[:-1], widths[1:], strict=True)
             )
         )
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(widths[-1], n_classes),
-        )
+        if pool == "average":
+            pooling: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        else:
+            pooling = [AttentionPool(widths[-1])]
+        pooled = widths[-1] * (1 if pool == "average" else 2)
+        self.head = nn.Sequential(*pooling, nn.Dropout(dropout), nn.Linear(pooled, n_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.frontend is not None:
@@ -343,7 +388,8 @@ def pretrained_digit_classifier(
     epochs = TRAINING[size]["epochs"] if epochs is None else checks.integer("epochs", epochs)
     seed = checks.integer("seed", seed, minimum=0)
     dev = device if isinstance(device, torch.device) else settings.device(device)
-    model = DigitCNN(channels=TRAINING[size]["channels"], frontend=True)
+    model = DigitCNN(channels=TRAINING[size]["channels"], pool=TRAINING[size]["pool"],
+                     frontend=True)
     return cached_weights(
         weights_path(size, epochs, variants, seed, randomise),
         model,

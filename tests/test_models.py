@@ -11,7 +11,7 @@ from test_faults import flip_tensor_byte  # tests/ is on sys.path (rootdir-relat
 from audiolab import features, models
 from audiolab.augment import SpecAugment
 from audiolab.features import log_mel_spectrogram
-from audiolab.models import DigitCNN, DigitCNN1d, LogMel, count_parameters
+from audiolab.models import AttentionPool, DigitCNN, DigitCNN1d, LogMel, count_parameters
 
 # 8 variants in 7 voice families: a tiny corpus of 80 clips (as in test_datasets)
 TINY = ["m1", "m3", "f2", "f4", "klatt", "klatt3", "whisper", "croak"]
@@ -43,6 +43,39 @@ def test_shapes_and_parameter_counts(cls: type[torch.nn.Module]) -> None:
 def test_parameter_counts_exact() -> None:
     assert count_parameters(DigitCNN()) == 98_682
     assert count_parameters(DigitCNN1d()) == 103_114
+
+
+def test_attention_pool_weights_and_what_it_returns() -> None:
+    pool = AttentionPool(channels=2, heads=3)
+    x = torch.randn(4, 2, 5, 7)
+    with torch.no_grad():
+        pool.score.weight.zero_()
+        pool.score.bias.zero_()
+    # equal scores: uniform weights, so the attended half is the average as well
+    out = pool(x)
+    assert out.shape == (4, 4)
+    torch.testing.assert_close(out[:, :2], x.mean(dim=(2, 3)))
+    torch.testing.assert_close(out[:, 2:], x.mean(dim=(2, 3)))
+    # a position that channel 0 marks and the scores favour takes (almost) all the weight
+    x[:, 0] = 0.0
+    x[:, 0, 1, 2] = 1.0
+    with torch.no_grad():
+        pool.score.weight[:, 0] = 60.0
+    torch.testing.assert_close(pool(x)[:, 2:], x[:, :, 1, 2], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="batch, channels, freq, time"):
+        pool(torch.randn(2, 5, 7))
+
+
+def test_digit_cnn_with_attention_pooling() -> None:
+    model = DigitCNN(pool="attention").eval()
+    # the head's linear layer takes 2 x 128 inputs; the scoring conv adds 128 x 4 + 4
+    assert count_parameters(model) == 98_682 + 128 * 10 + 128 * 4 + 4
+    x = torch.randn(3, 16000)
+    assert model(x).shape == (3, 10)
+    embedding = model.head[:-1](model.features(model.frontend(x)))  # what gan.judge takes
+    assert embedding.shape == (3, 256)
+    with pytest.raises(ValueError, match="'average' or 'attention'"):
+        DigitCNN(pool="max")
 
 
 def test_spec_augment_only_in_training() -> None:

@@ -118,7 +118,9 @@ def test_the_full_size_pretrained_classifier_is_the_wide_one(monkeypatch):
     by_size = {name.split("-")[2]: model for name, model in built.items()}
     convs = {size: [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
              for size, model in by_size.items()}
-    assert convs == {"quick": [16, 32, 64, 128], "full": [32, 64, 128, 256]}
+    assert convs == {"quick": [16, 32, 64, 128, 4], "full": [32, 64, 128, 256, 4]}
+    # both sizes pool with attention (the last Conv2d above scores 4 attention maps)
+    assert all(isinstance(m.head[0], models.AttentionPool) for m in by_size.values())
     # the width is part of the hashed configuration: changing it changes the file name
     monkeypatch.setitem(models.TRAINING["full"], "channels", (8, 16, 32, 64))
     assert models.weights_path("full").name not in built
