@@ -3,6 +3,8 @@
 - :class:`LogMel`: the front end, raw 16 kHz waveforms → normalised log-mel spectrograms;
 - :class:`DigitCNN`: a compact 2-D CNN over (mel, time), with the front end as its first layer
   so that ``model(waveforms)`` works and a trained model is self-contained;
+- :class:`AttentionPool`: average and attention pooling side by side, the head of the pretrained
+  classifier;
 - :class:`DigitCNN1d`: 1-D convolutions over time with the mel bands as channels (the
   chapter's comparison);
 - :func:`pretrained_digit_classifier`: a trained :class:`DigitCNN`, trained on demand on
@@ -350,8 +352,11 @@ def pretrained_digit_classifier(
     noise or babble at 0–20 dB SNR on 70 % of the clips), SpecAugment inside the model, and
     early stopping on the validation loss (the weights of the epoch with the lowest validation
     loss are kept). The full-size model is twice as wide as chapter 3's (channels 32, 64,
-    128, 256: :data:`TRAINING`), which makes it more robust on chapter 3's proxy test; the
-    quick-size model has chapter 3's channels, so that a laptop CPU trains it in minutes.
+    128, 256: :data:`TRAINING`); the quick-size model has chapter 3's channels, so that a laptop
+    CPU trains it in minutes. Both pool with attention next to the average
+    (``DigitCNN(pool="attention")``, :class:`AttentionPool`), so that other talkers before and
+    after the word weigh less in the decision (chapter 3's exercise on attention pooling shows
+    how to measure what it buys on the proxy test).
     Randomisation is what prepares the model for real recordings, whose rooms, microphones and
     channels the synthetic corpus lacks (chapter 3's proxy test measures it).
 
