@@ -65,8 +65,9 @@ def judge(
     ``classifier`` is a :class:`audiolab.models.DigitCNN` (or a model built the same way: a
     ``frontend``, ``features`` and a ``head`` whose last layer is the linear classifier). The
     embedding is the input of that last layer: the globally pooled feature maps (128 numbers
-    for the default DigitCNN). The model is run in eval mode, batch by batch, on its own
-    device; its training mode is restored afterwards.
+    for the default DigitCNN; with ``pool="attention"``, as in the pretrained classifier, the
+    average and the attention-pooled maps side by side, twice as many). The model is run in
+    eval mode, batch by batch, on its own device; its training mode is restored afterwards.
 
     Parameters
     ----------

@@ -124,3 +124,6 @@ def test_the_full_size_pretrained_classifier_is_the_wide_one(monkeypatch):
     # the width is part of the hashed configuration: changing it changes the file name
     monkeypatch.setitem(models.TRAINING["full"], "channels", (8, 16, 32, 64))
     assert models.weights_path("full").name not in built
+    # ... and so is the pooling
+    monkeypatch.setitem(models.TRAINING["quick"], "pool", "average")
+    assert models.weights_path("quick").name not in built
