@@ -2,6 +2,7 @@
 
 - :func:`gradient_penalty`: the WGAN-GP term ``E[(‖∇ₓ̂ D(x̂)‖₂ − 1)²]`` on random points
   between real and generated examples (Gulrajani et al., 2017);
+- :func:`r1_penalty`: the R1 term ``E[‖∇ₓ D(x)‖²]`` on real examples (Mescheder et al., 2018);
 - :func:`judge`: the class posteriors and penultimate-layer embeddings of a judging classifier
   such as :func:`audiolab.models.pretrained_digit_classifier`, for
   :func:`audiolab.generative.inception_score` and :func:`audiolab.generative.frechet_distance`.
@@ -54,6 +55,42 @@ def gradient_penalty(
     scores = critic(mixed, *args)
     (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(discriminator: Callable[..., Tensor], real: Tensor, *args: Tensor) -> Tensor:
+    """The R1 penalty ``E[‖∇ₓ D(x)‖₂²]`` on real examples ``x`` (Mescheder et al., 2018).
+
+    Zero-centred and taken on the data only: it penalises a discriminator whose logit changes
+    steeply around the real examples, which is what lets it keep sharpening its boundary
+    instead of settling. The loss adds ``γ / 2`` times it. The squared norm is taken over all of
+    an example's axes, in float32, and the result keeps its graph (``create_graph=True``), so that
+    adding it to the discriminator's loss trains the discriminator.
+
+    Parameters
+    ----------
+    discriminator
+        Called as ``discriminator(x, *args)``; returns one logit (score) per example.
+    real
+        Real examples ``(batch, ...)`` (augmented ones, if the discriminator sees those).
+    *args
+        Further inputs of the discriminator, e.g. the class labels of a conditional one.
+
+    Returns
+    -------
+    Tensor
+        A scalar (float32).
+    """
+    if real.ndim < 2:
+        raise ValueError(f"expected a batch (batch, ...), got shape {tuple(real.shape)}")
+    x = real.detach().float().requires_grad_(True)
+    scores = discriminator(x, *args)
+    if scores.shape != (len(x),) and scores.shape != (len(x), 1):
+        raise ValueError(
+            f"the discriminator must return one score per example, got shape "
+            f"{tuple(scores.shape)} for a batch of {len(x)}"
+        )
+    (grad,) = torch.autograd.grad(scores.float().sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
 
 
 @torch.no_grad()
