@@ -51,10 +51,22 @@ def gradient_penalty(
     if real.ndim < 2:
         raise ValueError(f"expected a batch (batch, ...), got shape {tuple(real.shape)}")
     eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), device=real.device)
-    mixed = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
-    scores = critic(mixed, *args)
-    (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    mixed = eps * real.detach().float() + (1 - eps) * fake.detach().float()
+    return (_input_gradient(critic, mixed, *args).norm(dim=1) - 1).pow(2).mean()
+
+
+def _input_gradient(critic: Callable[..., Tensor], x: Tensor, *args: Tensor) -> Tensor:
+    """``∇ₓ critic(x)`` per example, flattened to ``(batch, features)``, in float32, with its
+    graph kept (``create_graph=True``) so that a penalty on it trains the critic."""
+    x = x.detach().float().requires_grad_(True)
+    scores = critic(x, *args)
+    if scores.shape != (len(x),) and scores.shape != (len(x), 1):
+        raise ValueError(
+            f"the discriminator must return one score per example, got shape "
+            f"{tuple(scores.shape)} for a batch of {len(x)}"
+        )
+    (grad,) = torch.autograd.grad(scores.float().sum(), x, create_graph=True)
+    return grad.flatten(1)
 
 
 def r1_penalty(discriminator: Callable[..., Tensor], real: Tensor, *args: Tensor) -> Tensor:
@@ -82,15 +94,7 @@ def r1_penalty(discriminator: Callable[..., Tensor], real: Tensor, *args: Tensor
     """
     if real.ndim < 2:
         raise ValueError(f"expected a batch (batch, ...), got shape {tuple(real.shape)}")
-    x = real.detach().float().requires_grad_(True)
-    scores = discriminator(x, *args)
-    if scores.shape != (len(x),) and scores.shape != (len(x), 1):
-        raise ValueError(
-            f"the discriminator must return one score per example, got shape "
-            f"{tuple(scores.shape)} for a batch of {len(x)}"
-        )
-    (grad,) = torch.autograd.grad(scores.float().sum(), x, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
+    return _input_gradient(discriminator, real, *args).pow(2).sum(1).mean()
 
 
 @torch.no_grad()
